@@ -1,0 +1,1 @@
+//! Page tables in the real bit layouts of x86-64, RISC-V, AArch64 and LoongArch64.

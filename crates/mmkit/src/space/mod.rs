@@ -1,0 +1,182 @@
+//! `AddressSpace`: one process's virtual address space (Linux's `mm_struct`) and its memory
+//! syscalls, with Linux's argument checks, errno and VMA merge/split rules.
+//!
+//! # Locking
+//! The kernel wraps an `AddressSpace` in its mmap_lock. Calls that change VMAs take
+//! `&mut self` (mmap_lock held for write); the fault handler (simulator issue) takes `&self`
+//! (mmap_lock held for read), so faults on different CPUs run in parallel and update page
+//! tables under their own finer locks.
+//!
+//! # Layout of this module
+//! One file per syscall (`mmap.rs`, `munmap.rs`, `mprotect.rs`, `mremap.rs`, `brk.rs`,
+//! `madvise.rs`, `mlock.rs`, `msync.rs`); the merge and split rules in one place
+//! (`merge.rs`); `fork.rs` copies a space. Each `sys_*` entry point takes the raw `u64`
+//! arguments a kernel receives, validates them in Linux's order, and then calls typed
+//! internal operations.
+
+mod brk;
+mod fork;
+mod madvise;
+mod merge;
+mod mlock;
+mod mmap;
+mod mprotect;
+mod mremap;
+mod msync;
+mod munmap;
+
+use alloc::sync::Arc;
+
+use crate::config::MmConfig;
+use crate::stats::SpaceStats;
+use crate::vma::index::VmaIndex;
+use crate::vma::{FileObject, Vma};
+
+/// How the file behind a descriptor can be mapped: what `mmap` sees after `fdget()`.
+#[derive(Clone, Debug)]
+pub struct OpenFile {
+    /// The file.
+    pub file: Arc<FileObject>,
+    /// Opened with read access (FMODE_READ).
+    pub readable: bool,
+    /// Opened with write access (FMODE_WRITE).
+    pub writable: bool,
+    /// What kind of object it is; decides whether it can be mapped at all.
+    pub kind: FileKind,
+}
+
+/// The kind of object behind a descriptor, as far as `mmap` cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A regular file: mappable.
+    Regular,
+    /// `/dev/zero`: MAP_SHARED gives a new shmem object, MAP_PRIVATE anonymous memory.
+    DevZero,
+    /// A pipe, socket, directory or device without `mmap` (`ENODEV`).
+    NotMappable,
+    /// An `O_PATH` descriptor (`EBADF`).
+    Path,
+}
+
+/// The process's descriptor table, as `mmap` needs it.
+pub trait FdTable {
+    /// The open file behind `fd`, or `None` if `fd` is not open (EBADF).
+    fn get(&self, fd: i32) -> Option<OpenFile>;
+}
+
+/// A descriptor table with nothing open; for anonymous-only callers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoFiles;
+
+impl FdTable for NoFiles {
+    fn get(&self, _fd: i32) -> Option<OpenFile> {
+        None
+    }
+}
+
+/// One process's address space.
+#[derive(Debug)]
+pub struct AddressSpace {
+    /// Tunables (sysctls, rlimits, capabilities).
+    pub(crate) cfg: MmConfig,
+    /// The VMAs.
+    pub(crate) vmas: VmaIndex,
+    /// `mm->start_brk`: where the heap starts.
+    pub(crate) start_brk: u64,
+    /// `mm->brk`: the current break, as user space last set it (may be unaligned).
+    pub(crate) brk: u64,
+    /// `mm->start_stack`: the initial stack pointer; the VMA holding it is `[stack]`.
+    pub(crate) start_stack: u64,
+    /// `mm->def_flags`: VM_LOCKED (| VM_LOCKONFAULT) after `mlockall(MCL_FUTURE)`.
+    pub(crate) def_flags: crate::vma::VmFlags,
+    /// `mm->locked_vm` in pages.
+    pub(crate) locked_vm: u64,
+    /// Source of fresh anon_vma and shmem identities (unique within this space and its
+    /// forks: forks continue from the parent's counter with a different high tag).
+    pub(crate) next_id: u64,
+    /// Counters.
+    pub(crate) stats: SpaceStats,
+}
+
+impl AddressSpace {
+    /// An empty address space.
+    pub fn new(cfg: MmConfig) -> Self {
+        let vmas = VmaIndex::new(cfg.stack_guard_gap);
+        AddressSpace {
+            cfg,
+            vmas,
+            start_brk: 0,
+            brk: 0,
+            start_stack: 0,
+            def_flags: crate::vma::VmFlags::empty(),
+            locked_vm: 0,
+            next_id: 1,
+            stats: SpaceStats::default(),
+        }
+    }
+
+    /// The tunables.
+    pub fn config(&self) -> &MmConfig {
+        &self.cfg
+    }
+
+    /// The VMAs, in address order.
+    pub fn vmas(&self) -> &VmaIndex {
+        &self.vmas
+    }
+
+    /// Number of VMAs (`mm->map_count`).
+    pub fn map_count(&self) -> usize {
+        self.vmas.len()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &SpaceStats {
+        &self.stats
+    }
+
+    /// `(start_brk, brk)`.
+    pub fn brk_range(&self) -> (u64, u64) {
+        (self.start_brk, self.brk)
+    }
+
+    /// Sets the heap start and current break, as the ELF loader does at exec.
+    pub fn set_brk_base(&mut self, start_brk: u64, brk: u64) {
+        self.start_brk = start_brk;
+        self.brk = brk;
+    }
+
+    /// The initial stack pointer (the VMA containing it is printed as `[stack]`).
+    pub fn start_stack(&self) -> u64 {
+        self.start_stack
+    }
+
+    /// Sets the initial stack pointer, as exec does.
+    pub fn set_start_stack(&mut self, sp: u64) {
+        self.start_stack = sp;
+    }
+
+    /// A fresh identity for an anon_vma or shmem object.
+    pub(crate) fn alloc_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Inserts a VMA exactly as given, without merging: for building an exec layout or
+    /// seeding from a `/proc/<pid>/maps` snapshot.
+    pub fn insert_vma_unmerged(&mut self, vma: Vma) -> Result<(), crate::errno::Errno> {
+        self.vmas.insert(vma).map_err(|_| crate::errno::Errno::EEXIST)?;
+        self.after_change();
+        Ok(())
+    }
+
+    /// Book-keeping after any change to the VMA set.
+    pub(crate) fn after_change(&mut self) {
+        let n = self.vmas.len() as u64;
+        if n > self.stats.peak_vma_count {
+            self.stats.peak_vma_count = n;
+        }
+        self.stats.mapped_bytes = self.vmas.iter().map(|v| v.len()).sum();
+    }
+}
