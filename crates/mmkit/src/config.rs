@@ -42,6 +42,9 @@ pub struct MmConfig {
     pub rlimit_memlock: u64,
     /// RLIMIT_DATA soft limit in bytes.
     pub rlimit_data: u64,
+    /// RLIMIT_DATA hard limit in bytes (`may_expand_vm()`'s Valgrind workaround lets a soft
+    /// limit of 0 through up to this).
+    pub rlimit_data_max: u64,
     /// RLIMIT_AS soft limit in bytes.
     pub rlimit_as: u64,
     /// RLIMIT_STACK soft limit in bytes.
@@ -61,6 +64,12 @@ pub struct MmConfig {
     /// THP is enabled (`always` or `madvise`): MAP_STACK then sets VM_NOHUGEPAGE (6.7+), and
     /// anonymous mappings whose length is a multiple of 2 MiB are 2 MiB-aligned.
     pub thp_enabled: bool,
+    /// File mappings are placed by `thp_get_unmapped_area()` (the filesystem's
+    /// `get_unmapped_area` is THP-aware, as ext4/xfs/tmpfs-with-huge are): a file mapping
+    /// whose offset range covers a whole 2 MiB block gets an address congruent to its offset
+    /// modulo 2 MiB. On by default: the host's ext4 does this (a 4 MiB file mapping lands
+    /// 2 MiB-aligned on Linux 6.18).
+    pub file_thp_align: bool,
 }
 
 /// x86-64 4-level `TASK_SIZE`: 2^47 minus one guard page.
@@ -99,6 +108,7 @@ impl Default for MmConfig {
             max_map_count: 65530,
             rlimit_memlock: 8 << 20,
             rlimit_data: RLIM_INFINITY,
+            rlimit_data_max: RLIM_INFINITY,
             rlimit_as: RLIM_INFINITY,
             rlimit_stack,
             cap_sys_rawio: false,
@@ -108,6 +118,7 @@ impl Default for MmConfig {
             total_ram_pages: (16u64 << 30) / PAGE_SIZE,
             total_swap_pages: 0,
             thp_enabled: true,
+            file_thp_align: true,
         }
     }
 }

@@ -1,15 +1,50 @@
-//! Copying an address space for fork: dup_mmap() of kernel/fork.c (mm/mmap.c in 6.x).
+//! Copying an address space for fork: `dup_mmap()` (mm/mmap.c in 6.18) and
+//! `anon_vma_fork()` (mm/rmap.c).
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::merge::VM_LOCKED_MASK;
 use super::AddressSpace;
+use crate::vma::{AnonVma, VmFlags};
 
 impl AddressSpace {
-    /// The child's address space after `fork()`: VMAs copied, except MADV_DONTFORK ones;
-    /// locks not inherited; anon_vmas become the child's own with an inherited chain.
+    /// The child's address space after `fork()`.
+    ///
+    /// - VM_DONTCOPY (MADV_DONTFORK) VMAs are not copied.
+    /// - VM_LOCKED / VM_LOCKONFAULT are cleared (`vm_flags_clear(tmp, VM_LOCKED_MASK)`), so
+    ///   the child's `locked_vm` is 0; `def_flags` keeps only VM_NOHUGEPAGE
+    ///   (`VM_INIT_DEF_MASK`), so MCL_FUTURE is not inherited.
+    /// - VM_WIPEONFORK VMAs keep range and flags but get no anon_vma (they read zeros).
+    /// - A VMA whose parent had an anon_vma gets a fresh one of its own, chained to the
+    ///   parent's (`anon_vma_fork()`): `chain_inherited` is set, which blocks merges with
+    ///   VMAs that have none (`is_mergeable_anon_vma()`).
+    ///
+    /// Takes `&mut self` because Linux holds the parent's mmap_lock for write in
+    /// `dup_mmap()`; the parent is not changed.
     pub fn fork(&mut self) -> AddressSpace {
         let mut child = AddressSpace::new(self.cfg.clone());
         child.start_brk = self.start_brk;
         child.brk = self.brk;
         child.start_stack = self.start_stack;
+        child.start_data = self.start_data;
+        child.end_data = self.end_data;
+        child.def_flags = self.def_flags & VmFlags::NOHUGEPAGE;
+        child.next_id = AtomicU64::new(self.next_id.load(Ordering::Relaxed));
+        for v in self.vmas.iter() {
+            if v.flags.contains(VmFlags::DONTCOPY) {
+                continue;
+            }
+            let mut c = v.clone();
+            c.flags.remove(VM_LOCKED_MASK);
+            c.anon_vma = if c.flags.contains(VmFlags::WIPEONFORK) {
+                None
+            } else {
+                v.anon_vma.map(|_| AnonVma { id: child.alloc_id(), chain_inherited: true })
+            };
+            // The parent's VMAs never overlap, so this cannot fail.
+            let _ = child.idx_insert(c);
+        }
+        child.after_change();
         child
     }
 }

@@ -14,6 +14,7 @@
 //! arguments a kernel receives, validates them in Linux's order, and then calls typed
 //! internal operations.
 
+mod accounting;
 mod brk;
 mod fork;
 mod madvise;
@@ -89,11 +90,22 @@ pub struct AddressSpace {
     pub(crate) start_stack: u64,
     /// `mm->def_flags`: VM_LOCKED (| VM_LOCKONFAULT) after `mlockall(MCL_FUTURE)`.
     pub(crate) def_flags: crate::vma::VmFlags,
-    /// `mm->locked_vm` in pages.
+    /// `mm->locked_vm` in pages. Maintained automatically by the VMA-set primitives of
+    /// `accounting.rs` (it always equals the pages of VM_LOCKED VMAs, which is what Linux's
+    /// incremental updates in mmap/mlock_fixup/munmap/mremap amount to): never adjust by hand.
     pub(crate) locked_vm: u64,
-    /// Source of fresh anon_vma and shmem identities (unique within this space and its
-    /// forks: forks continue from the parent's counter with a different high tag).
-    pub(crate) next_id: u64,
+    /// `total_vm`/`data_vm`/`stack_vm`/`exec_vm` and committed (VM_ACCOUNT) pages, kept
+    /// incrementally by the same primitives.
+    pub(crate) acct: accounting::VmCounters,
+    /// `mm->start_data` / `mm->end_data`, for brk's RLIMIT_DATA check (`check_data_rlimit`).
+    pub(crate) start_data: u64,
+    /// See `start_data`.
+    pub(crate) end_data: u64,
+    /// Source of fresh anon_vma and shmem identities. Ids only need to be unique within one
+    /// space; a fork continues from the parent's counter, so ids inherited by the child
+    /// never collide with ones it allocates later. Atomic so that the fault handler can
+    /// allocate an anon_vma under a shared borrow (mmap_lock held for read).
+    pub(crate) next_id: core::sync::atomic::AtomicU64,
     /// Counters.
     pub(crate) stats: SpaceStats,
 }
@@ -110,7 +122,10 @@ impl AddressSpace {
             start_stack: 0,
             def_flags: crate::vma::VmFlags::empty(),
             locked_vm: 0,
-            next_id: 1,
+            acct: accounting::VmCounters::default(),
+            start_data: 0,
+            end_data: 0,
+            next_id: core::sync::atomic::AtomicU64::new(1),
             stats: SpaceStats::default(),
         }
     }
@@ -157,18 +172,73 @@ impl AddressSpace {
     }
 
     /// A fresh identity for an anon_vma or shmem object.
-    pub(crate) fn alloc_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
+    pub(crate) fn alloc_id(&self) -> u64 {
+        self.next_id.fetch_add(1, core::sync::atomic::Ordering::Relaxed)
     }
 
     /// Inserts a VMA exactly as given, without merging: for building an exec layout or
     /// seeding from a `/proc/<pid>/maps` snapshot.
     pub fn insert_vma_unmerged(&mut self, vma: Vma) -> Result<(), crate::errno::Errno> {
-        self.vmas.insert(vma).map_err(|_| crate::errno::Errno::EEXIST)?;
+        if vma.start >= vma.end
+            || !crate::addr::is_page_aligned(vma.start)
+            || !crate::addr::is_page_aligned(vma.end)
+        {
+            return Err(crate::errno::Errno::EINVAL);
+        }
+        // Ids seeded from outside must not collide with ones allocated later.
+        let mut top = 0;
+        if let Some(a) = vma.anon_vma {
+            top = a.id;
+        }
+        if let crate::vma::Backing::Shmem { id } = vma.backing {
+            top = top.max(id);
+        }
+        self.next_id.fetch_max(top.saturating_add(1), core::sync::atomic::Ordering::Relaxed);
+        self.idx_insert(vma).map_err(|_| crate::errno::Errno::EEXIST)?;
         self.after_change();
         Ok(())
+    }
+
+    /// Sets `mm->start_data`/`mm->end_data` (the ELF loader's data segment), used by brk's
+    /// RLIMIT_DATA check.
+    pub fn set_data_segment(&mut self, start_data: u64, end_data: u64) {
+        self.start_data = start_data;
+        self.end_data = end_data;
+    }
+
+    /// `mm->total_vm` in pages.
+    pub fn total_vm(&self) -> u64 {
+        self.acct.total_vm
+    }
+
+    /// `mm->data_vm` in pages (private writable non-stack mappings: VmData).
+    pub fn data_vm(&self) -> u64 {
+        self.acct.data_vm
+    }
+
+    /// `mm->stack_vm` in pages (VM_GROWSDOWN mappings: VmStk).
+    pub fn stack_vm(&self) -> u64 {
+        self.acct.stack_vm
+    }
+
+    /// `mm->exec_vm` in pages (executable, non-writable, non-stack mappings: VmExe+VmLib).
+    pub fn exec_vm(&self) -> u64 {
+        self.acct.exec_vm
+    }
+
+    /// `mm->locked_vm` in pages (VmLck).
+    pub fn locked_vm(&self) -> u64 {
+        self.locked_vm
+    }
+
+    /// Pages charged to overcommit accounting (VM_ACCOUNT mappings).
+    pub fn committed_pages(&self) -> u64 {
+        self.acct.committed
+    }
+
+    /// `mm->def_flags` (VM_LOCKED / VM_LOCKONFAULT after `mlockall(MCL_FUTURE)`).
+    pub fn def_flags(&self) -> crate::vma::VmFlags {
+        self.def_flags
     }
 
     /// Book-keeping after any change to the VMA set.
@@ -177,6 +247,6 @@ impl AddressSpace {
         if n > self.stats.peak_vma_count {
             self.stats.peak_vma_count = n;
         }
-        self.stats.mapped_bytes = self.vmas.iter().map(|v| v.len()).sum();
+        self.stats.mapped_bytes = self.acct.total_vm << crate::addr::PAGE_SHIFT;
     }
 }

@@ -1,0 +1,853 @@
+//! The VMA index: areas ordered by address, never overlapping, with O(log n) lookup and
+//! free-gap search (what Linux's maple tree and `vm_unmapped_area()` provide together).
+//!
+//! # Structure
+//! A B+tree ([`tree`]) of 16-wide nodes kept in an arena. Keys (`start`, `end`) live in the
+//! nodes, packed in their own arrays so a lookup touches two cache lines per level; the
+//! [`Vma`] payloads live in a slab addressed by a `u32` slot. Each internal entry also records
+//! the largest free gap inside its child, and the gap between two neighbouring children is
+//! `start[i] - end[i - 1]` in the parent, so a free-gap search descends only into subtrees
+//! that can hold the request: O(log n), like the maple tree's `mas_empty_area()`.
+//!
+//! Leaves are chained both ways, so in-order iteration costs O(1) per step.
+//!
+//! # What callers must not do
+//! [`VmaIndex::get_mut`] hands out `&mut Vma`. Everything except `start` and `end` may be
+//! changed through it (flags — VM_GROWSDOWN included —, pgoff, anon_vma, name, backing): the
+//! tree's gap summaries depend only on the keys, and the stack guard gap is applied at search
+//! time exactly as Linux does. `start`/`end` must be changed with [`VmaIndex::set_range`] or
+//! [`VmaIndex::split`]; changing them through `get_mut` is a logic error (the tree keeps
+//! using its own copy of the keys; [`VmaIndex::check_invariants`] reports the mismatch) but
+//! never undefined behaviour or a panic in the index.
+
+mod tree;
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use self::tree::{Arena, Entry, MIN, NIL};
+use super::{VmFlags, Vma};
+
+/// Parameters of a free-gap search (Linux's `struct vm_unmapped_area_info`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GapRequest {
+    /// Bytes needed (page-aligned, non-zero).
+    pub length: u64,
+    /// Lowest acceptable start address.
+    pub low_limit: u64,
+    /// Highest acceptable end address.
+    pub high_limit: u64,
+    /// Alignment mask: the result satisfies `(addr - align_offset) & align_mask == 0`.
+    pub align_mask: u64,
+    /// Offset for the alignment, as in Linux.
+    pub align_offset: u64,
+    /// Extra room to keep free before the area (`info->start_gap`, used for shadow stacks).
+    pub start_gap: u64,
+}
+
+/// The index of one address space's VMAs.
+#[derive(Clone)]
+pub struct VmaIndex {
+    stack_guard_gap: u64,
+    arena: Arena,
+    root: u32,
+    /// Internal levels above the leaves (0: the root is a leaf).
+    height: u32,
+    slab: Vec<Option<Vma>>,
+    free_slots: Vec<u32>,
+    len: usize,
+    mapped_bytes: u64,
+}
+
+/// `insert` refused a VMA that overlaps one already present.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overlap;
+
+impl fmt::Debug for VmaIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VmaIndex")
+            .field("stack_guard_gap", &self.stack_guard_gap)
+            .field("len", &self.len)
+            .field("height", &self.height)
+            .field("vmas", &DebugVmas(self))
+            .finish()
+    }
+}
+
+struct DebugVmas<'a>(&'a VmaIndex);
+
+impl fmt::Debug for DebugVmas<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
+
+/// Location of a leaf entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Pos {
+    leaf: u32,
+    idx: usize,
+}
+
+impl VmaIndex {
+    /// An empty index. `stack_guard_gap` is the room gap searches keep below VM_GROWSDOWN
+    /// areas (`vm_start_gap()`).
+    pub fn new(stack_guard_gap: u64) -> Self {
+        let mut arena = Arena::default();
+        let root = arena.alloc();
+        VmaIndex {
+            stack_guard_gap,
+            arena,
+            root,
+            height: 0,
+            slab: Vec::new(),
+            free_slots: Vec::new(),
+            len: 0,
+            mapped_bytes: 0,
+        }
+    }
+
+    /// The guard gap this index honours below VM_GROWSDOWN areas.
+    pub fn stack_guard_gap(&self) -> u64 {
+        self.stack_guard_gap
+    }
+
+    /// Number of VMAs (Linux's `mm->map_count`).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if there are no VMAs.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Sum of the lengths of all VMAs, kept up to date in O(1) per change (Linux's
+    /// `mm->total_vm`, in bytes).
+    pub fn mapped_bytes(&self) -> u64 {
+        self.mapped_bytes
+    }
+
+    #[inline]
+    fn vma(&self, slot: u32) -> &Vma {
+        // Slots referenced by the tree are always occupied (checked by `check_invariants`).
+        match &self.slab[slot as usize] {
+            Some(v) => v,
+            None => unreachable!("tree references an empty slab slot"),
+        }
+    }
+
+    #[inline]
+    fn at(&self, p: Pos) -> &Vma {
+        self.vma(self.arena.get(p.leaf).ptr[p.idx])
+    }
+
+    fn alloc_slot(&mut self, vma: Vma) -> u32 {
+        if let Some(s) = self.free_slots.pop() {
+            self.slab[s as usize] = Some(vma);
+            s
+        } else {
+            self.slab.push(Some(vma));
+            (self.slab.len() - 1) as u32
+        }
+    }
+
+    /// The last entry whose start satisfies `pred` (a monotone "start is low enough" test),
+    /// descending by each child's lowest start.
+    #[inline]
+    fn last_start_where(&self, pred: impl Fn(u64) -> bool) -> Option<Pos> {
+        let mut node = self.root;
+        for _ in 0..self.height {
+            let n = self.arena.get(node);
+            let i = n.starts().partition_point(|&s| pred(s));
+            if i == 0 {
+                return None;
+            }
+            node = n.ptr[i - 1];
+        }
+        let n = self.arena.get(node);
+        let i = n.starts().partition_point(|&s| pred(s));
+        if i == 0 {
+            None
+        } else {
+            Some(Pos { leaf: node, idx: i - 1 })
+        }
+    }
+
+    /// The first entry whose end is above `addr` (ends are sorted too, and each child's
+    /// summary end is its highest).
+    #[inline]
+    fn first_end_above(&self, addr: u64) -> Option<Pos> {
+        let mut node = self.root;
+        for _ in 0..self.height {
+            let n = self.arena.get(node);
+            let i = n.ends().partition_point(|&e| e <= addr);
+            if i == n.n() {
+                return None;
+            }
+            node = n.ptr[i];
+        }
+        let n = self.arena.get(node);
+        let i = n.ends().partition_point(|&e| e <= addr);
+        if i == n.n() {
+            None
+        } else {
+            Some(Pos { leaf: node, idx: i })
+        }
+    }
+
+    /// The entry starting exactly at `start`.
+    fn exact(&self, start: u64) -> Option<Pos> {
+        let p = self.last_start_where(|s| s <= start)?;
+        (self.arena.get(p.leaf).start[p.idx] == start).then_some(p)
+    }
+
+    fn next_pos(&self, p: Pos) -> Option<Pos> {
+        let n = self.arena.get(p.leaf);
+        if p.idx + 1 < n.n() {
+            Some(Pos { leaf: p.leaf, idx: p.idx + 1 })
+        } else if n.next != NIL {
+            Some(Pos { leaf: n.next, idx: 0 })
+        } else {
+            None
+        }
+    }
+
+    fn prev_pos(&self, p: Pos) -> Option<Pos> {
+        if p.idx > 0 {
+            Some(Pos { leaf: p.leaf, idx: p.idx - 1 })
+        } else {
+            let prev = self.arena.get(p.leaf).prev;
+            if prev == NIL {
+                None
+            } else {
+                Some(Pos { leaf: prev, idx: self.arena.get(prev).n() - 1 })
+            }
+        }
+    }
+
+    /// The VMA containing `addr` (`vma_lookup()`).
+    pub fn find(&self, addr: u64) -> Option<&Vma> {
+        let p = self.last_start_where(|s| s <= addr)?;
+        (addr < self.arena.get(p.leaf).end[p.idx]).then(|| self.at(p))
+    }
+
+    /// The first VMA that ends above `addr` (Linux's `find_vma()`): the one containing `addr`,
+    /// else the next one above it.
+    pub fn find_next(&self, addr: u64) -> Option<&Vma> {
+        self.first_end_above(addr).map(|p| self.at(p))
+    }
+
+    /// The last VMA that starts below `addr` (`find_vma_prev()`'s prev when `addr` is not
+    /// inside a VMA; the containing VMA's predecessor is `prev_of`).
+    pub fn find_prev(&self, addr: u64) -> Option<&Vma> {
+        self.last_start_where(|s| s < addr).map(|p| self.at(p))
+    }
+
+    /// The VMA immediately before the VMA starting at `start`.
+    pub fn prev_of(&self, start: u64) -> Option<&Vma> {
+        self.find_prev(start)
+    }
+
+    /// The VMA immediately after the VMA starting at `start` (more generally: the first VMA
+    /// starting above `start`).
+    pub fn next_of(&self, start: u64) -> Option<&Vma> {
+        self.next_of_pos(start).map(|p| self.at(p))
+    }
+
+    fn next_of_pos(&self, start: u64) -> Option<Pos> {
+        let p = self.first_end_above(start)?;
+        if self.arena.get(p.leaf).start[p.idx] <= start {
+            self.next_pos(p)
+        } else {
+            Some(p)
+        }
+    }
+
+    /// The VMAs overlapping `[start, end)`, in address order.
+    pub fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = &Vma> + '_ {
+        Overlapping { index: self, pos: self.first_end_above(start), end }
+    }
+
+    /// All VMAs in address order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Vma> + '_ {
+        let front = self.first_end_above(0);
+        let back = self.last_start_where(|_| true);
+        Iter { index: self, front, back, remaining: self.len }
+    }
+
+    /// Inserts a VMA; refuses one that overlaps an existing VMA (or an empty range).
+    pub fn insert(&mut self, vma: Vma) -> Result<(), Overlap> {
+        if vma.start >= vma.end || self.overlapping(vma.start, vma.end).next().is_some() {
+            return Err(Overlap);
+        }
+        let (s, e) = (vma.start, vma.end);
+        self.mapped_bytes = self.mapped_bytes.wrapping_add(e - s);
+        let slot = self.alloc_slot(vma);
+        self.insert_key(s, e, slot);
+        self.len += 1;
+        Ok(())
+    }
+
+    fn insert_key(&mut self, s: u64, e: u64, slot: u32) {
+        let entry = Entry { start: s, end: e, gap: 0, ptr: slot };
+        if let Some(r) = self.insert_rec(self.root, self.height, entry) {
+            let old = self.root;
+            let new_root = self.arena.alloc();
+            let sl = self.arena.get(old).summary(old);
+            let sr = self.arena.get(r).summary(r);
+            let n = self.arena.get_mut(new_root);
+            n.insert(0, sl);
+            n.insert(1, sr);
+            self.root = new_root;
+            self.height += 1;
+        }
+    }
+
+    /// Inserts below `node`; returns a new right sibling if `node` split.
+    fn insert_rec(&mut self, node: u32, level: u32, e: Entry) -> Option<u32> {
+        if level == 0 {
+            let i = self.arena.get(node).starts().partition_point(|&x| x < e.start);
+            return self.insert_into(node, i, e, true);
+        }
+        let n = self.arena.get(node);
+        let i = n.starts().partition_point(|&x| x <= e.start).saturating_sub(1);
+        let child = n.ptr[i];
+        let split = self.insert_rec(child, level - 1, e);
+        let s = self.arena.get(child).summary(child);
+        self.arena.get_mut(node).set(i, s);
+        let r = split?;
+        let sr = self.arena.get(r).summary(r);
+        self.insert_into(node, i + 1, sr, false)
+    }
+
+    /// Inserts `e` at position `i` of `node`, splitting it first if full.
+    fn insert_into(&mut self, node: u32, i: usize, e: Entry, leaf: bool) -> Option<u32> {
+        if self.arena.get(node).n() < tree::B {
+            self.arena.get_mut(node).insert(i, e);
+            return None;
+        }
+        let r = self.arena.split(node, leaf);
+        let ln = self.arena.get(node).n();
+        if i <= ln {
+            self.arena.get_mut(node).insert(i, e);
+        } else {
+            self.arena.get_mut(r).insert(i - ln, e);
+        }
+        Some(r)
+    }
+
+    /// Removes the VMA starting exactly at `start`.
+    pub fn remove(&mut self, start: u64) -> Option<Vma> {
+        self.exact(start)?;
+        let slot = self.remove_key(start)?;
+        let vma = self.slab[slot as usize].take()?;
+        self.free_slots.push(slot);
+        self.len -= 1;
+        self.mapped_bytes = self.mapped_bytes.wrapping_sub(vma.end.wrapping_sub(vma.start));
+        Some(vma)
+    }
+
+    fn remove_key(&mut self, start: u64) -> Option<u32> {
+        let slot = self.remove_rec(self.root, self.height, start);
+        while self.height > 0 && self.arena.get(self.root).n() == 1 {
+            let old = self.root;
+            self.root = self.arena.get(old).ptr[0];
+            self.arena.free(old);
+            self.height -= 1;
+        }
+        slot
+    }
+
+    fn remove_rec(&mut self, node: u32, level: u32, start: u64) -> Option<u32> {
+        if level == 0 {
+            let n = self.arena.get_mut(node);
+            let i = n.starts().partition_point(|&x| x < start);
+            if i < n.n() && n.start[i] == start {
+                return Some(n.remove(i).ptr);
+            }
+            return None;
+        }
+        let n = self.arena.get(node);
+        let i = n.starts().partition_point(|&x| x <= start).checked_sub(1)?;
+        let child = n.ptr[i];
+        let slot = self.remove_rec(child, level - 1, start)?;
+        if self.arena.get(child).n() < MIN {
+            self.arena.rebalance(node, i, level == 1);
+        } else {
+            let s = self.arena.get(child).summary(child);
+            self.arena.get_mut(node).set(i, s);
+        }
+        Some(slot)
+    }
+
+    /// Rewrites the keys of the entry starting at `start` in place, to `[ns, ne)`. The caller
+    /// guarantees the order of entries is unchanged.
+    fn rekey(&mut self, start: u64, ns: u64, ne: u64) -> bool {
+        self.rekey_rec(self.root, self.height, start, ns, ne)
+    }
+
+    fn rekey_rec(&mut self, node: u32, level: u32, start: u64, ns: u64, ne: u64) -> bool {
+        let n = self.arena.get_mut(node);
+        if level == 0 {
+            let i = n.starts().partition_point(|&x| x < start);
+            if i < n.n() && n.start[i] == start {
+                n.start[i] = ns;
+                n.end[i] = ne;
+                return true;
+            }
+            return false;
+        }
+        let Some(i) = n.starts().partition_point(|&x| x <= start).checked_sub(1) else {
+            return false;
+        };
+        let child = n.ptr[i];
+        if !self.rekey_rec(child, level - 1, start, ns, ne) {
+            return false;
+        }
+        let s = self.arena.get(child).summary(child);
+        self.arena.get_mut(node).set(i, s);
+        true
+    }
+
+    /// Mutable access to the VMA starting exactly at `start`, for changes that keep its range
+    /// (flags — VM_GROWSDOWN included —, pgoff, anon_vma, name, backing). The caller must not
+    /// change `start` or `end` through it: use [`VmaIndex::set_range`] or
+    /// [`VmaIndex::split`]. Gap searches read VM_GROWSDOWN from the VMA at search time, so
+    /// toggling it here is always seen.
+    pub fn get_mut(&mut self, start: u64) -> Option<&mut Vma> {
+        let p = self.exact(start)?;
+        let slot = self.arena.get(p.leaf).ptr[p.idx];
+        self.slab[slot as usize].as_mut()
+    }
+
+    /// Changes the bounds of the VMA starting at `start` to `[new_start, new_end)`. The new
+    /// range must not overlap any other VMA (shrinking is always allowed; growing only into
+    /// free space). Returns `Err(Overlap)` and changes nothing otherwise (also for an empty
+    /// new range or when there is no VMA at `start`).
+    pub fn set_range(&mut self, start: u64, new_start: u64, new_end: u64) -> Result<(), Overlap> {
+        if new_start >= new_end {
+            return Err(Overlap);
+        }
+        let p = self.exact(start).ok_or(Overlap)?;
+        // The VMAs overlapping the new range form one run starting at the first VMA that ends
+        // above new_start; the only one allowed in it is this VMA itself.
+        let mut q = self.first_end_above(new_start);
+        if q == Some(p) {
+            q = self.next_pos(p);
+        }
+        if let Some(q) = q {
+            if self.arena.get(q.leaf).start[q.idx] < new_end {
+                return Err(Overlap);
+            }
+        }
+        let old_end = self.arena.get(p.leaf).end[p.idx];
+        let prev_end = self.prev_pos(p).map_or(0, |q| self.arena.get(q.leaf).end[q.idx]);
+        let next_start = self.next_pos(p).map(|q| self.arena.get(q.leaf).start[q.idx]);
+        let in_place = prev_end <= new_start && next_start.map_or(true, |ns| new_end <= ns);
+        if in_place {
+            self.rekey(start, new_start, new_end);
+        } else {
+            let slot = self.remove_key(start).ok_or(Overlap)?;
+            self.insert_key(new_start, new_end, slot);
+        }
+        self.mapped_bytes = self
+            .mapped_bytes
+            .wrapping_sub(old_end.wrapping_sub(start))
+            .wrapping_add(new_end - new_start);
+        let slot = match self.exact(new_start) {
+            Some(p) => self.arena.get(p.leaf).ptr[p.idx],
+            None => return Err(Overlap),
+        };
+        if let Some(v) = self.slab[slot as usize].as_mut() {
+            v.start = new_start;
+            v.end = new_end;
+        }
+        Ok(())
+    }
+
+    /// Splits the VMA starting at `start` at `at` (page-aligned, strictly inside), producing
+    /// `[start, at)` and `[at, end)`; the upper part's pgoff is advanced. Returns `Err` if
+    /// there is no such VMA or `at` is not strictly inside.
+    pub fn split(&mut self, start: u64, at: u64) -> Result<(), Overlap> {
+        let p = self.exact(start).ok_or(Overlap)?;
+        let slot = self.arena.get(p.leaf).ptr[p.idx];
+        let lower = self.slab[slot as usize].as_mut().ok_or(Overlap)?;
+        if !(lower.start < at && at < lower.end) {
+            return Err(Overlap);
+        }
+        let mut upper = lower.clone();
+        upper.pgoff = lower.pgoff_at(at);
+        upper.start = at;
+        lower.end = at;
+        let end = upper.end;
+        self.rekey(start, start, at);
+        let up = self.alloc_slot(upper);
+        self.insert_key(at, end, up);
+        self.len += 1;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Free-gap search.
+
+    /// The lowest free gap `[gs, ge]` (inclusive bounds; the gaps are the maximal ranges of
+    /// `[0, u64::MAX]` not covered by a VMA) whose part inside `[lo, hi]` holds `size` bytes.
+    /// This is `mas_empty_area()` of lib/maple_tree.c on the mm's maple tree.
+    fn lowest_gap(&self, lo: u64, hi: u64, size: u64) -> Option<(u64, u64)> {
+        if self.len == 0 {
+            return fits(0, u64::MAX, lo, hi, size).then_some((0, u64::MAX));
+        }
+        let root = self.arena.get(self.root);
+        let first = root.start[0];
+        if first > 0 && fits(0, first - 1, lo, hi, size) {
+            return Some((0, first - 1));
+        }
+        if let Some(g) = self.lowest_in(self.root, self.height, lo, hi, size) {
+            return Some(g);
+        }
+        let last = root.end[root.n() - 1];
+        fits(last, u64::MAX, lo, hi, size).then_some((last, u64::MAX))
+    }
+
+    fn lowest_in(&self, node: u32, level: u32, lo: u64, hi: u64, size: u64) -> Option<(u64, u64)> {
+        let n = self.arena.get(node);
+        // Entries that end at or below `lo` hold no gap reaching `lo`; the gap after the last
+        // of them may.
+        let first = n.ends().partition_point(|&e| e <= lo);
+        for i in first..n.n() {
+            if i > 0 {
+                let (gs, ge) = (n.end[i - 1], n.start[i]);
+                if ge > gs && fits(gs, ge - 1, lo, hi, size) {
+                    return Some((gs, ge - 1));
+                }
+            }
+            if n.start[i] > hi {
+                return None;
+            }
+            if level > 0 && n.gap[i] >= size && n.end[i] > lo {
+                if let Some(g) = self.lowest_in(n.ptr[i], level - 1, lo, hi, size) {
+                    return Some(g);
+                }
+            }
+        }
+        None
+    }
+
+    /// The highest free gap whose part inside `[lo, hi]` holds `size` bytes
+    /// (`mas_empty_area_rev()`).
+    fn highest_gap(&self, lo: u64, hi: u64, size: u64) -> Option<(u64, u64)> {
+        if self.len == 0 {
+            return fits(0, u64::MAX, lo, hi, size).then_some((0, u64::MAX));
+        }
+        let root = self.arena.get(self.root);
+        let last = root.end[root.n() - 1];
+        if fits(last, u64::MAX, lo, hi, size) {
+            return Some((last, u64::MAX));
+        }
+        if let Some(g) = self.highest_in(self.root, self.height, lo, hi, size) {
+            return Some(g);
+        }
+        let first = root.start[0];
+        (first > 0 && fits(0, first - 1, lo, hi, size)).then_some((0, first.wrapping_sub(1)))
+    }
+
+    fn highest_in(&self, node: u32, level: u32, lo: u64, hi: u64, size: u64) -> Option<(u64, u64)> {
+        let n = self.arena.get(node);
+        // Entries starting above `hi` hold nothing at or below `hi`; the gap before the first
+        // of them may still reach below `hi`.
+        let end = n.starts().partition_point(|&s| s <= hi);
+        let stop = (end + 1).min(n.n());
+        for i in (0..stop).rev() {
+            if i < end {
+                if n.end[i] <= lo {
+                    return None;
+                }
+                if level > 0 && n.gap[i] >= size && n.start[i] <= hi {
+                    if let Some(g) = self.highest_in(n.ptr[i], level - 1, lo, hi, size) {
+                        return Some(g);
+                    }
+                }
+            }
+            if i > 0 {
+                let (gs, ge) = (n.end[i - 1], n.start[i]);
+                if ge > gs && fits(gs, ge - 1, lo, hi, size) {
+                    return Some((gs, ge - 1));
+                }
+            }
+        }
+        None
+    }
+
+    /// Linux's `unmapped_area()` (mm/vma.c, 6.x): the lowest address `gap` such that
+    /// `[gap, gap + length)` lies in `[low_limit, high_limit)`, is free, and keeps `start_gap`
+    /// free below it and the stack guard gap below a following VM_GROWSDOWN VMA; `None`
+    /// where Linux returns `-ENOMEM`.
+    ///
+    /// Step for step as Linux: the search asks the tree for a gap of
+    /// `length + align_mask + start_gap` bytes (worst-case alignment overhead), takes its
+    /// lowest address `>= low_limit`, adds `start_gap` and aligns up to
+    /// `align_offset mod (align_mask + 1)`. If the VMA right above the gap grows down and its
+    /// `vm_start_gap()` is below `gap + length - 1` (with the *adjusted* length, as Linux
+    /// compares), the search restarts with `low_limit` at that VMA's end; likewise if the
+    /// VMA below ends above the result (only possible for VM_GROWSUP, which x86-64 lacks).
+    ///
+    /// The caller applies Linux's `mmap_min_addr` clamp of `low_limit` (the index does not
+    /// know it). Deviations only for inputs no Linux caller produces: a `length`,
+    /// `align_mask` and `start_gap` whose sum overflows, a `high_limit` of 0 (Linux's
+    /// `high_limit - 1` would wrap to `ULONG_MAX`) and a retry that would not make progress
+    /// all give `None`.
+    pub fn unmapped_area(&self, req: &GapRequest) -> Option<u64> {
+        let length = req.length.checked_add(req.align_mask)?.checked_add(req.start_gap)?;
+        let mut low = req.low_limit;
+        let high = req.high_limit;
+        loop {
+            let max = high.checked_sub(1)?;
+            if length == 0 || low > max || max - low < length - 1 {
+                return None;
+            }
+            let (gs, ge) = self.lowest_gap(low, max, length)?;
+            let addr = gs.max(low);
+            let mut gap = addr.wrapping_add(req.start_gap);
+            gap = gap.wrapping_add(req.align_offset.wrapping_sub(gap) & req.align_mask);
+            let next = if ge == u64::MAX { None } else { self.find(ge + 1) };
+            match next {
+                Some(t) if t.flags.contains(VmFlags::GROWSDOWN) => {
+                    let bound = gap.wrapping_add(length).wrapping_sub(1);
+                    if t.start_gap(self.stack_guard_gap) < bound {
+                        if t.end <= low {
+                            return None;
+                        }
+                        low = t.end;
+                        continue;
+                    }
+                }
+                _ => {
+                    let prev = if gs == 0 { None } else { self.find(gs - 1) };
+                    if let Some(p) = prev {
+                        if p.end_gap() > gap {
+                            if p.end_gap() <= low {
+                                return None;
+                            }
+                            low = p.end_gap();
+                            continue;
+                        }
+                    }
+                }
+            }
+            return Some(gap);
+        }
+    }
+
+    /// Linux's `unmapped_area_topdown()` (mm/vma.c, 6.x): the highest suitable address.
+    ///
+    /// The tree is asked for the highest gap of `length + align_mask + start_gap` bytes
+    /// below `high_limit`; the result is the gap's end (clipped to `high_limit`) minus
+    /// `length`, aligned down. If the VMA right above the gap grows down and its
+    /// `vm_start_gap()` is below the gap's (clipped) end, the search restarts with
+    /// `high_limit` at that `vm_start_gap()`; likewise (VM_GROWSUP only) with the VMA below.
+    /// Same caller duty (`mmap_min_addr`) and same `None` cases as
+    /// [`VmaIndex::unmapped_area`].
+    pub fn unmapped_area_topdown(&self, req: &GapRequest) -> Option<u64> {
+        let length = req.length.checked_add(req.align_mask)?.checked_add(req.start_gap)?;
+        let low = req.low_limit;
+        let mut high = req.high_limit;
+        loop {
+            let max = high.checked_sub(1)?;
+            if length == 0 || low > max || max - low < length - 1 {
+                return None;
+            }
+            let (gs, ge) = self.highest_gap(low, max, length)?;
+            // max < u64::MAX, so this cannot wrap.
+            let gap_end = ge.min(max) + 1;
+            let mut gap = gap_end.wrapping_sub(req.length);
+            gap = gap.wrapping_sub(gap.wrapping_sub(req.align_offset) & req.align_mask);
+            let next = if ge == u64::MAX { None } else { self.find(ge + 1) };
+            match next {
+                Some(t) if t.flags.contains(VmFlags::GROWSDOWN) => {
+                    let sg = t.start_gap(self.stack_guard_gap);
+                    if sg < gap_end {
+                        high = sg;
+                        continue;
+                    }
+                }
+                _ => {
+                    let prev = if gs == 0 { None } else { self.find(gs - 1) };
+                    if let Some(p) = prev {
+                        if p.end_gap() > gap {
+                            high = p.start;
+                            continue;
+                        }
+                    }
+                }
+            }
+            return Some(gap);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Self-check.
+
+    /// Checks every structural invariant and panics with a description of the first one
+    /// broken: entries sorted and non-overlapping, keys equal to the payloads' ranges, node
+    /// fill within bounds, all leaves at one depth, each internal summary (lowest start,
+    /// highest end, largest inner gap) equal to its recomputation, the leaf chain in order,
+    /// and the counters. For tests; O(n).
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        let mut leaves = Vec::new();
+        let count = self.check_node(self.root, self.height, true, &mut leaves);
+        assert_eq!(count, self.len, "len counter");
+        // Leaf chain.
+        let mut prev = NIL;
+        for &l in &leaves {
+            let n = self.arena.get(l);
+            assert_eq!(n.prev, prev, "leaf chain prev");
+            if prev != NIL {
+                assert_eq!(self.arena.get(prev).next, l, "leaf chain next");
+            }
+            prev = l;
+        }
+        if prev != NIL {
+            assert_eq!(self.arena.get(prev).next, NIL, "leaf chain end");
+        }
+        // Global order and payloads.
+        let mut last_end = 0u64;
+        let mut first = true;
+        let mut bytes = 0u64;
+        let mut slots = 0usize;
+        for &l in &leaves {
+            let n = self.arena.get(l);
+            for i in 0..n.n() {
+                assert!(n.start[i] < n.end[i], "empty VMA key");
+                assert!(first || n.start[i] >= last_end, "VMAs overlap or unsorted");
+                first = false;
+                last_end = n.end[i];
+                let v = self.slab[n.ptr[i] as usize].as_ref().expect("slot occupied");
+                assert_eq!((v.start, v.end), (n.start[i], n.end[i]), "payload range");
+                bytes = bytes.wrapping_add(v.end - v.start);
+                slots += 1;
+            }
+        }
+        assert_eq!(slots, self.len, "slot count");
+        assert_eq!(bytes, self.mapped_bytes, "mapped_bytes counter");
+        assert_eq!(self.slab.iter().filter(|s| s.is_some()).count(), self.len, "slab leak");
+        let live = self.arena.live();
+        let mut reachable = leaves.len();
+        self.count_internal(self.root, self.height, &mut reachable);
+        assert_eq!(live, reachable, "node leak");
+        // Iterators agree with the leaf walk.
+        assert_eq!(self.iter().count(), self.len);
+        assert_eq!(self.iter().rev().count(), self.len);
+    }
+
+    fn count_internal(&self, node: u32, level: u32, acc: &mut usize) {
+        if level == 0 {
+            return;
+        }
+        *acc += 1;
+        let n = self.arena.get(node);
+        for i in 0..n.n() {
+            self.count_internal(n.ptr[i], level - 1, acc);
+        }
+    }
+
+    fn check_node(&self, node: u32, level: u32, is_root: bool, leaves: &mut Vec<u32>) -> usize {
+        let n = self.arena.get(node);
+        if is_root {
+            assert!(level == 0 || n.n() >= 2, "internal root with < 2 children");
+        } else {
+            assert!(n.n() >= MIN, "underfull node: {} < {}", n.n(), MIN);
+        }
+        assert!(n.n() <= tree::B);
+        for i in n.n()..tree::B {
+            assert_eq!(n.start[i], u64::MAX, "filler key");
+        }
+        for i in 1..n.n() {
+            assert!(n.start[i] >= n.end[i - 1], "node entries overlap or unsorted");
+        }
+        if level == 0 {
+            leaves.push(node);
+            for i in 0..n.n() {
+                assert_eq!(n.gap[i], 0, "leaf gap");
+            }
+            return n.n();
+        }
+        let mut total = 0;
+        for i in 0..n.n() {
+            let c = n.ptr[i];
+            total += self.check_node(c, level - 1, false, leaves);
+            let s = self.arena.get(c).summary(c);
+            assert_eq!(s, n.entry(i), "summary of child {i}");
+        }
+        total
+    }
+}
+
+/// True if the part of the gap `[gs, ge]` inside `[lo, hi]` holds `size` (> 0) bytes.
+#[inline]
+fn fits(gs: u64, ge: u64, lo: u64, hi: u64, size: u64) -> bool {
+    let a = gs.max(lo);
+    let b = ge.min(hi);
+    a <= b && b - a >= size - 1
+}
+
+struct Iter<'a> {
+    index: &'a VmaIndex,
+    front: Option<Pos>,
+    back: Option<Pos>,
+    remaining: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a Vma;
+
+    fn next(&mut self) -> Option<&'a Vma> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let p = self.front?;
+        self.remaining -= 1;
+        self.front = self.index.next_pos(p);
+        Some(self.index.at(p))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<'a> DoubleEndedIterator for Iter<'a> {
+    fn next_back(&mut self) -> Option<&'a Vma> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let p = self.back?;
+        self.remaining -= 1;
+        self.back = self.index.prev_pos(p);
+        Some(self.index.at(p))
+    }
+}
+
+struct Overlapping<'a> {
+    index: &'a VmaIndex,
+    pos: Option<Pos>,
+    end: u64,
+}
+
+impl<'a> Iterator for Overlapping<'a> {
+    type Item = &'a Vma;
+
+    fn next(&mut self) -> Option<&'a Vma> {
+        let p = self.pos?;
+        if self.index.arena.get(p.leaf).start[p.idx] >= self.end {
+            self.pos = None;
+            return None;
+        }
+        self.pos = self.index.next_pos(p);
+        Some(self.index.at(p))
+    }
+}
+
+#[cfg(test)]
+mod tests;
