@@ -144,7 +144,7 @@ fn prot_of(p: &Phdr) -> u64 {
 /// `total_mapping_size()`.
 fn total_mapping_size(loads: &[&Phdr]) -> u64 {
     match (loads.first(), loads.last()) {
-        (Some(f), Some(l)) => l.p_vaddr + l.p_memsz - page_start(f.p_vaddr),
+        (Some(f), Some(l)) => l.p_vaddr.wrapping_add(l.p_memsz).wrapping_sub(page_start(f.p_vaddr)),
         _ => 0,
     }
 }
@@ -190,8 +190,8 @@ fn load_segments(
         let prot = prot_of(p);
         let flags = MAP_PRIVATE | if first { first_flags } else { MAP_FIXED };
         let addr = bias.wrapping_add(p.p_vaddr);
-        let size = page_align(p.p_filesz + page_off(p.p_vaddr));
-        let off = p.p_offset - page_off(p.p_vaddr);
+        let size = page_align(p.p_filesz.wrapping_add(page_off(p.p_vaddr)));
+        let off = p.p_offset.wrapping_sub(page_off(p.p_vaddr));
         let map_addr;
         let (mut zero_start, mut zero_end);
         if p.p_filesz != 0 {
@@ -202,7 +202,7 @@ fn load_segments(
                     .sys_mmap(&fds, page_start(addr), t, prot, flags, 3, off)
                     .map_err(|e| format!("{}: mapping the image: {e}", file.path))?;
                 if t > size {
-                    let _ = space.sys_munmap(a + size, t - size);
+                    let _ = space.sys_munmap(a.wrapping_add(size), t - size);
                 }
                 a
             } else {
@@ -210,8 +210,8 @@ fn load_segments(
                     .sys_mmap(&fds, page_start(addr), size, prot, flags, 3, off)
                     .map_err(|e| format!("{}: mapping a segment: {e}", file.path))?
             };
-            zero_start = map_addr + page_off(p.p_vaddr) + p.p_filesz;
-            zero_end = map_addr + page_off(p.p_vaddr) + p.p_memsz;
+            zero_start = map_addr.wrapping_add(page_off(p.p_vaddr)).wrapping_add(p.p_filesz);
+            zero_end = map_addr.wrapping_add(page_off(p.p_vaddr)).wrapping_add(p.p_memsz);
             if p.p_memsz > p.p_filesz && page_off(zero_start) != 0 && prot & PROT_WRITE != 0 {
                 // padzero(): the kernel writes the tail of the last file page.
                 let _ = space.write_fault(zero_start);
@@ -219,7 +219,7 @@ fn load_segments(
         } else {
             map_addr = page_start(addr);
             zero_start = map_addr;
-            zero_end = zero_start + page_off(p.p_vaddr) + p.p_memsz;
+            zero_end = zero_start.wrapping_add(page_off(p.p_vaddr)).wrapping_add(p.p_memsz);
         }
         if p.p_memsz > p.p_filesz {
             // vm_brk_flags(): read-write anonymous memory (executable if the segment is).
@@ -246,7 +246,7 @@ fn load_segments(
             first = false;
             total = 0;
         }
-        brk = brk.max(bias.wrapping_add(p.p_vaddr + p.p_memsz));
+        brk = brk.max(bias.wrapping_add(p.p_vaddr.wrapping_add(p.p_memsz)));
     }
     Ok((bias, brk))
 }
@@ -333,7 +333,7 @@ pub fn build_exec_image(
     };
     // 1. The stack (setup_arg_pages()).
     let top = space.config().task_size;
-    let stack_len = page_align(stack_len.max(PAGE_SIZE));
+    let stack_len = page_align(stack_len.max(PAGE_SIZE)).min(top & !(PAGE_SIZE - 1));
     let stack = Vma {
         start: top - stack_len,
         end: top,

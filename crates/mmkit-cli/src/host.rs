@@ -46,10 +46,10 @@ pub fn apply_host_defaults(mut cfg: MmConfig) -> MmConfig {
     }
     if let Ok(text) = std::fs::read_to_string("/proc/meminfo") {
         if let Some(kb) = meminfo_kb(&text, "MemTotal") {
-            cfg.total_ram_pages = kb * 1024 / PAGE_SIZE;
+            cfg.total_ram_pages = kb.saturating_mul(1024) / PAGE_SIZE;
         }
         if let Some(kb) = meminfo_kb(&text, "SwapTotal") {
-            cfg.total_swap_pages = kb * 1024 / PAGE_SIZE;
+            cfg.total_swap_pages = kb.saturating_mul(1024) / PAGE_SIZE;
         }
     }
     if let Ok(t) = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled") {

@@ -3,6 +3,8 @@
 
 pub mod exec;
 pub mod host;
+pub mod json;
 pub mod maps;
 pub mod replay;
 pub mod strace;
+pub mod svg;

@@ -1,10 +1,13 @@
 //! `mmkit`: the command-line tool.
 
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mmkit::MmConfig;
+use mmkit_cli::json;
 use mmkit_cli::replay::{self, Options};
 
 /// mmkit: a Linux-exact virtual-memory subsystem, on a simulated machine.
@@ -21,7 +24,25 @@ enum Command {
     Demo,
     /// Replay `strace -f -y -qq` logs against the address-space model and compare every
     /// result with the one Linux recorded.
-    Replay(ReplayArgs),
+    Replay(Box<ReplayArgs>),
+    /// Read a `/proc/<pid>/maps` snapshot into the address-space model and print it back, or
+    /// draw it as an SVG picture.
+    Maps(MapsArgs),
+}
+
+#[derive(Args, Debug)]
+struct MapsArgs {
+    /// Write a picture of the address space to this SVG file (`-`: standard output) instead
+    /// of printing the maps.
+    #[arg(long, value_name = "OUT")]
+    svg: Option<PathBuf>,
+    /// The picture's title (default: the snapshot's path).
+    #[arg(long)]
+    title: Option<String>,
+    /// The snapshot: `/proc/<pid>/maps` text, e.g. a copy of one or `/proc/self/maps`
+    /// (`-`: standard input).
+    #[arg(value_name = "MAPSFILE")]
+    maps: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -78,9 +99,25 @@ struct ReplayArgs {
     /// Ignore the host's /proc/sys/vm and /proc/meminfo; use mmkit's built-in defaults.
     #[arg(long)]
     no_host: bool,
+    /// Print the model's maps of the calling process just before this trace line.
+    #[arg(long, value_name = "LINE")]
+    maps_at: Option<usize>,
     /// How many mismatches to list.
     #[arg(long, default_value_t = 10)]
     show_mismatches: usize,
+    /// Print one JSON document instead of the text report (schema `mmkit-replay/1`: summary,
+    /// per-process figures, throughput, mismatches, skipped syscalls, notes, and with
+    /// --print-maps the final maps of every process; see the `mmkit_cli::json` docs).
+    #[arg(long)]
+    json: bool,
+    /// Draw the main process's final address space to this SVG file. With several traces,
+    /// each gets its own file, named OUT with the trace's name before the extension.
+    #[arg(long, value_name = "OUT")]
+    svg: Option<PathBuf>,
+    /// Never show a progress bar (it is shown only for long traces, when standard error is
+    /// a terminal).
+    #[arg(long)]
+    no_progress: bool,
     /// The traces.
     #[arg(required = true, value_name = "TRACE")]
     traces: Vec<PathBuf>,
@@ -105,10 +142,10 @@ fn config(a: &ReplayArgs) -> Result<MmConfig, String> {
         cfg.overcommit_ratio = v;
     }
     if let Some(v) = a.ram_kb {
-        cfg.total_ram_pages = v * 1024 / mmkit::PAGE_SIZE;
+        cfg.total_ram_pages = v.saturating_mul(1024) / mmkit::PAGE_SIZE;
     }
     if let Some(v) = a.swap_kb {
-        cfg.total_swap_pages = v * 1024 / mmkit::PAGE_SIZE;
+        cfg.total_swap_pages = v.saturating_mul(1024) / mmkit::PAGE_SIZE;
     }
     if let Some(v) = a.rlimit_stack {
         cfg.rlimit_stack = v;
@@ -126,7 +163,55 @@ fn config(a: &ReplayArgs) -> Result<MmConfig, String> {
 }
 
 fn read(p: &PathBuf) -> Result<String, String> {
+    if p.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| format!("standard input: {e}"))?;
+        return Ok(s);
+    }
     std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn write_out(p: &Path, text: &str) -> Result<(), String> {
+    if p.as_os_str() == "-" {
+        let mut out = std::io::stdout().lock();
+        return out.write_all(text.as_bytes()).map_err(|e| format!("standard output: {e}"));
+    }
+    std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// Traces with at least this many lines get a progress bar (on a terminal).
+const PROGRESS_MIN_LINES: usize = 20_000;
+
+fn progress_bar(lines: usize, enabled: bool) -> Option<ProgressBar> {
+    if !enabled || lines < PROGRESS_MIN_LINES || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "{spinner} replay{msg} [{elapsed_precise}] [{wide_bar}] {human_pos}/{human_len} calls (eta {eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    pb.set_style(style);
+    pb.set_message(": parsing the trace");
+    pb.enable_steady_tick(std::time::Duration::from_millis(100));
+    Some(pb)
+}
+
+/// The SVG path for trace number `i` of `n`: OUT itself for one trace, else OUT with the
+/// trace's file stem before its extension (`out.svg` → `out.git-log.svg`).
+fn svg_path(out: &Path, trace: &Path, n: usize) -> PathBuf {
+    if n <= 1 || out.as_os_str() == "-" {
+        return out.to_path_buf();
+    }
+    let stem = trace.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = out.extension().map(|s| s.to_string_lossy().into_owned());
+    let name = match ext {
+        Some(e) => format!("{base}.{stem}.{e}"),
+        None => format!("{base}.{stem}"),
+    };
+    out.with_file_name(name)
 }
 
 fn sibling(trace: &std::path::Path, ext: &str) -> Option<PathBuf> {
@@ -136,7 +221,11 @@ fn sibling(trace: &std::path::Path, ext: &str) -> Option<PathBuf> {
 
 fn run_replay(a: &ReplayArgs) -> Result<bool, String> {
     let cfg = config(a)?;
+    if a.svg.as_ref().is_some_and(|p| p.as_os_str() == "-") {
+        return Err("--svg needs a file name: standard output carries the report".into());
+    }
     let mut ok = true;
+    let mut doc = json::Document { schema: json::SCHEMA, traces: Vec::new() };
     for trace in &a.traces {
         let before = a
             .maps_before
@@ -149,27 +238,90 @@ fn run_replay(a: &ReplayArgs) -> Result<bool, String> {
             maps_before: before.as_ref().map(read).transpose()?,
             expect_maps: after.as_ref().map(read).transpose()?,
             show_mismatches: a.show_mismatches,
+            maps_at: a.maps_at,
             written: mmkit_cli::maps::WrittenPolicy {
                 on_map: a.assume_writes,
                 anon_rw: a.assume_writes,
                 ..Default::default()
             },
-            ..Options::default()
         };
         let text = read(trace)?;
-        let report =
-            replay::replay(&text, &opts).map_err(|e| format!("{}: {e}", trace.display()))?;
-        println!("== replay of {} ==", trace.display());
-        print!("{}", report.summary());
-        if a.print_maps {
-            for (pid, maps) in &report.final_maps {
-                println!("-- final maps of pid {pid} --");
-                print!("{maps}");
+        let pb = progress_bar(text.lines().count(), !a.no_progress);
+        let report = match &pb {
+            Some(pb) => replay::replay_with_progress(&text, &opts, &mut |done, total| {
+                if done == 0 {
+                    // Parsing is over: the rate and ETA are those of the replay.
+                    pb.set_message("");
+                    pb.set_length(total as u64);
+                    pb.reset_elapsed();
+                    pb.reset_eta();
+                }
+                pb.set_position(done as u64);
+            }),
+            None => replay::replay(&text, &opts),
+        };
+        if let Some(pb) = pb {
+            pb.finish_and_clear();
+        }
+        let report = report.map_err(|e| format!("{}: {e}", trace.display()))?;
+        if let Some(out) = &a.svg {
+            let out = svg_path(out, trace, a.traces.len());
+            let Some((pid, maps)) = &report.main_maps else {
+                return Err(format!("{}: no process to draw", trace.display()));
+            };
+            let title = format!("{}: final address space of pid {pid}", trace.display());
+            let svg = mmkit_cli::svg::render_maps_text(maps, &title)
+                .map_err(|e| format!("{}: final maps: {e}", trace.display()))?;
+            write_out(&out, &svg)?;
+        }
+        if a.json {
+            doc.traces.push(json::trace_report(
+                &trace.display().to_string(),
+                &report,
+                a.maps_at,
+                a.print_maps,
+            ));
+        } else {
+            println!("== replay of {} ==", trace.display());
+            print!("{}", report.summary());
+            print!("{}", report.throughput());
+            if let Some(m) = &report.maps_at {
+                println!("-- model maps before line {} --", a.maps_at.unwrap_or(0));
+                print!("{m}");
+            }
+            if a.print_maps {
+                for (pid, maps) in &report.final_maps {
+                    println!("-- final maps of pid {pid} --");
+                    print!("{maps}");
+                }
             }
         }
         ok &= report.success();
     }
+    if a.json {
+        print!("{}", json::to_string(&doc));
+    }
     Ok(ok)
+}
+
+fn run_maps(a: &MapsArgs) -> Result<(), String> {
+    let text = read(&a.maps)?;
+    let name = if a.maps.as_os_str() == "-" {
+        "standard input".to_string()
+    } else {
+        a.maps.display().to_string()
+    };
+    let (space, vsyscall) = mmkit_cli::maps::load_space(&text, Options::default().cfg)
+        .map_err(|e| format!("{name}: {e}"))?;
+    let maps = mmkit::procfs::maps_string(&space, vsyscall);
+    match &a.svg {
+        Some(out) => {
+            let title = a.title.clone().unwrap_or(name);
+            let svg = mmkit_cli::svg::render_maps_text(&maps, &title).map_err(|e| e.to_string())?;
+            write_out(out, &svg)
+        }
+        None => write_out(Path::new("-"), &maps),
+    }
 }
 
 fn main() -> ExitCode {
@@ -184,6 +336,13 @@ fn main() -> ExitCode {
             Ok(false) => ExitCode::from(1),
             Err(e) => {
                 eprintln!("mmkit replay: error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Maps(a) => match run_maps(&a) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mmkit maps: error: {e}");
                 ExitCode::from(2)
             }
         },

@@ -1,4 +1,4 @@
-//! Reading `/proc/<pid>/maps` snapshots back into VMAs, to seed an [`AddressSpace`] with the
+//! Reading `/proc/<pid>/maps` snapshots back into VMAs, to seed an [`mmkit::AddressSpace`] with the
 //! layout the ELF loader built.
 //!
 //! A maps line shows the range, the access bits, shared/private, the file offset, the device,
@@ -20,7 +20,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use mmkit::vma::{AnonVma, FileObject};
-use mmkit::{Backing, VmFlags, Vma};
+use mmkit::{AddressSpace, Backing, MmConfig, VmFlags, Vma};
 
 /// One parsed maps line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,11 +208,22 @@ pub struct WrittenPolicy {
     /// (mmap) or grows (brk) right away, as allocators and the dynamic linker do; the trace
     /// cannot show user-space writes, which decide anon_vma identity and so later merges.
     pub on_map: bool,
+    /// During the dynamic linker's start-up in a dynamically linked image (until it unmaps
+    /// `/etc/ld.so.cache` at the end of `dl_main()`, or the program's first `brk` that moves
+    /// the break), every private writable mapping created is written: ld.so relocates the
+    /// libraries' data segments and fills the TLS blocks and link maps it allocates.
+    pub startup: bool,
 }
 
 impl Default for WrittenPolicy {
     fn default() -> Self {
-        WrittenPolicy { stack: true, private_file_rw: true, anon_rw: false, on_map: false }
+        WrittenPolicy {
+            stack: true,
+            private_file_rw: true,
+            anon_rw: false,
+            on_map: false,
+            startup: true,
+        }
     }
 }
 
@@ -412,6 +423,31 @@ pub fn seed(
     out
 }
 
+/// An address space holding the VMAs of a maps snapshot, seeded as `--maps-before` seeds one
+/// (break from `[heap]`, stack pointer inside `[stack]`), and whether the snapshot listed the
+/// `[vsyscall]` gate. A malformed line or two overlapping ones are an error naming the line.
+pub fn load_space(text: &str, cfg: MmConfig) -> Result<(AddressSpace, bool), MapsError> {
+    let lines = parse(text)?;
+    let mut files = FileRegistry::new();
+    files.learn(&lines);
+    let seed = seed(&lines, &mut files, WrittenPolicy::default(), 0);
+    let mut space = AddressSpace::new(cfg);
+    for v in seed.vmas {
+        let (start, end) = (v.start, v.end);
+        space.insert_vma_unmerged(v).map_err(|_| {
+            let line = lines.iter().position(|l| l.start == start).map_or(0, |i| i + 1);
+            MapsError { line, msg: format!("{start:x}-{end:x} overlaps another mapping") }
+        })?;
+    }
+    if let Some((s, e)) = seed.heap {
+        space.set_brk_base(s, e);
+    }
+    if let Some(sp) = seed.start_stack {
+        space.set_start_stack(sp);
+    }
+    Ok((space, seed.has_vsyscall))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,6 +505,28 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
         let u = reg.get("/nowhere/at/all");
         assert_eq!((u.dev_major, u.dev_minor), (0, 0));
         assert_ne!(u.inode, 0);
+    }
+
+    #[test]
+    fn no_maps_input_panics() {
+        let line = "7ffff7fb9000-7ffff7fc0000 r--s 00000000 fe:00 325745                     /a b";
+        let chars: Vec<char> = line.chars().collect();
+        for cut in 0..=chars.len() {
+            let prefix: String = chars[..cut].iter().collect();
+            if let Ok(l) = parse_line(1, &prefix) {
+                let _ = seed(&[l], &mut FileRegistry::new(), WrittenPolicy::default(), 0);
+            }
+            for sub in ['-', ':', ' ', 'é', 'x', 's', '['] {
+                let mut m = chars.clone();
+                if cut < m.len() {
+                    m[cut] = sub;
+                }
+                let m: String = m.into_iter().collect();
+                if let Ok(l) = parse_line(1, &m) {
+                    let _ = seed(&[l], &mut FileRegistry::new(), WrittenPolicy::default(), 0);
+                }
+            }
+        }
     }
 
     #[test]

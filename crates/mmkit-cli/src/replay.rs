@@ -5,22 +5,38 @@
 //! Each thread id maps to an address space (Linux's `mm_struct`). `clone`/`clone3` with
 //! `CLONE_VM` and `vfork` share the parent's; `fork` and `clone` without `CLONE_VM` get a copy
 //! ([`AddressSpace::fork`]); a successful `execve` gives the caller a new one. The first
-//! `execve` of the first process is seeded from the `--maps-before` snapshot; later ones start
-//! empty (their layout is unknown) and learn their break from their first `brk(NULL)`.
+//! `execve` of the first process is seeded from the `--maps-before` snapshot; any other (or
+//! that one, without a snapshot) is rebuilt as `load_elf_binary()` would from the ELF files on
+//! this host ([`crate::exec`]), or starts empty, with a note, when they are missing.
 //! A call interrupted by another thread takes effect at its `resumed` line. A child whose first
 //! line comes before its parent's `clone` has returned is attached to that in-flight clone.
 //!
+//! # Figures
+//! The [`Report`] counts results in all and per process ([`ProcessStats`]: one address space,
+//! named by the pid that created it, its threads included), and times the model's own work
+//! (memory and process calls, not the parsing) for a throughput in calls per second.
+//!
+//! # What the trace does not show
+//! - User-space writes, which give a VMA its anon_vma and so decide later merges: the stack
+//!   and written data segments are seeded as written, the dynamic linker's start-up writes what
+//!   it maps ([`WrittenPolicy`]), and `MADV_POPULATE_WRITE` calls are replayed as such.
+//! - Descriptor open modes: inferred from Linux's answers (EACCES or success of a shared writable mapping).
+//! - The `new_address` hint of `mremap(MREMAP_DONTUNMAP)` without `MREMAP_FIXED`, which strace
+//!   does not print (it is replayed as 0).
+//! - Stack growth by page faults.
+//!
 //! # Where Linux chose the address
 //! For `mmap` without `MAP_FIXED`/`MAP_FIXED_NOREPLACE` and `mremap` with `MREMAP_MAYMOVE` but
-//! not `MREMAP_FIXED`, the model's own choice is compared with Linux's ("address agreement").
-//! When they differ, the model's mapping is undone (`munmap`, or `mremap` back) and the call is
-//! redone at Linux's address with `MAP_FIXED`/`MREMAP_FIXED`, so that the rest of the trace
-//! runs against Linux's layout.
+//! not `MREMAP_FIXED`, the model's own choice is compared with Linux's ("address agreement";
+//! a different successful choice is not a result mismatch). When they differ, the model's
+//! mapping is undone (`munmap`, or `mremap` back) and the call is redone at Linux's address
+//! with `MAP_FIXED`/`MREMAP_FIXED`, so that the rest of the trace runs against Linux's layout.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use mmkit::space::{FdTable, FileKind, OpenFile};
 use mmkit::{procfs, AddressSpace, Errno, MmConfig};
@@ -33,6 +49,7 @@ const MAP_FIXED: u64 = 0x10;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 const MREMAP_MAYMOVE: u64 = 1;
 const MREMAP_FIXED: u64 = 2;
+const MREMAP_DONTUNMAP: u64 = 4;
 
 /// A call in flight when another completes: (thread id, syscall name, argument text so far).
 pub type InFlight = (u32, String, String);
@@ -68,6 +85,8 @@ pub struct Options {
     pub written: WrittenPolicy,
     /// How many mismatches to list.
     pub show_mismatches: usize,
+    /// Capture the model's maps of the calling process just before this trace line.
+    pub maps_at: Option<usize>,
 }
 
 impl Default for Options {
@@ -78,6 +97,7 @@ impl Default for Options {
             expect_maps: None,
             written: WrittenPolicy::default(),
             show_mismatches: 10,
+            maps_at: None,
         }
     }
 }
@@ -95,6 +115,44 @@ pub struct Mismatch {
     pub model: String,
 }
 
+/// The figures of one process (one address space, named by the pid that created it by exec or
+/// fork; its threads and a `vfork` child borrowing it count here too).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessStats {
+    /// Memory calls replayed (checkable ones).
+    pub calls: u64,
+    /// … whose result matched.
+    pub matched: u64,
+    /// … whose result differed.
+    pub mismatched: u64,
+    /// … whose result strace did not record (`= ?`).
+    pub unknown: u64,
+    /// Calls made while the layout was unknown (not checked), and how many of them differed.
+    pub unverifiable: (u64, u64),
+    /// mmap calls where Linux chose the address, and how many the model chose alike.
+    pub mmap_chosen: (u64, u64),
+    /// mremap calls that could move, and how many the model placed alike.
+    pub mremap_chosen: (u64, u64),
+    /// Thread ids that made memory calls in this process.
+    pub threads: BTreeSet<u32>,
+}
+
+impl ProcessStats {
+    /// Share of Linux-chosen addresses the model chose alike (1.0 when there were none).
+    pub fn address_agreement(&self) -> f64 {
+        agreement(self.mmap_chosen, self.mremap_chosen)
+    }
+}
+
+fn agreement(mmap: (u64, u64), mremap: (u64, u64)) -> f64 {
+    let total = mmap.0 + mremap.0;
+    if total == 0 {
+        1.0
+    } else {
+        (mmap.1 + mremap.1) as f64 / total as f64
+    }
+}
+
 /// The outcome of a replay.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
@@ -106,6 +164,9 @@ pub struct Report {
     pub mismatched: u64,
     /// … whose result strace did not record (`= ?`).
     pub unknown: u64,
+    /// Calls in processes whose layout could not be rebuilt (no snapshot, no ELF files), and
+    /// how many of them differed: not checkable, so not counted above.
+    pub unverifiable: (u64, u64),
     /// The first mismatches (up to `Options::show_mismatches`).
     pub mismatches: Vec<Mismatch>,
     /// The first calls where the model chose another address than Linux.
@@ -122,6 +183,18 @@ pub struct Report {
     pub notes: Vec<String>,
     /// Final maps per address space: (pid that created it, maps text).
     pub final_maps: Vec<(u32, String)>,
+    /// The main process's final maps (the last image the trace's first process executed).
+    pub main_maps: Option<(u32, String)>,
+    /// Figures per process, by the pid that created the address space.
+    pub processes: BTreeMap<u32, ProcessStats>,
+    /// Memory calls applied to the model (checkable or not): the work behind `model_time`.
+    pub model_calls: u64,
+    /// Time spent in the model (memory and process calls), excluding parsing.
+    pub model_time: Duration,
+    /// Time of the whole replay, parsing included.
+    pub elapsed: Duration,
+    /// The model's maps just before `Options::maps_at` (for diagnosis).
+    pub maps_at: Option<String>,
     /// Lines differing between `--expect-maps` and the main process's final maps
     /// (`-` expected only, `+` model only); `None` without `--expect-maps`.
     pub expect_diff: Option<Vec<String>>,
@@ -130,12 +203,27 @@ pub struct Report {
 impl Report {
     /// Share of Linux-chosen addresses the model chose alike (1.0 when there were none).
     pub fn address_agreement(&self) -> f64 {
-        let total = self.mmap_chosen.0 + self.mremap_chosen.0;
-        let agree = self.mmap_chosen.1 + self.mremap_chosen.1;
-        if total == 0 {
-            1.0
-        } else {
-            agree as f64 / total as f64
+        agreement(self.mmap_chosen, self.mremap_chosen)
+    }
+
+    /// Memory calls the model executed per second of its own time (`None` when too fast to
+    /// measure).
+    pub fn calls_per_second(&self) -> Option<f64> {
+        let t = self.model_time.as_secs_f64();
+        (t > 0.0).then(|| self.model_calls as f64 / t)
+    }
+
+    /// The throughput line of the text output (not part of [`Report::summary`], which is
+    /// deterministic).
+    pub fn throughput(&self) -> String {
+        let ms = self.model_time.as_secs_f64() * 1e3;
+        match self.calls_per_second() {
+            Some(cps) => format!(
+                "throughput: {cps:.0} calls/s ({} calls in {ms:.3} ms of model time; {:.3} ms in all)\n",
+                self.model_calls,
+                self.elapsed.as_secs_f64() * 1e3
+            ),
+            None => format!("throughput: not measurable ({} calls)\n", self.model_calls),
         }
     }
 
@@ -152,6 +240,13 @@ impl Report {
             "calls: {}, matched: {}, mismatched: {}, result not recorded: {}",
             self.calls, self.matched, self.mismatched, self.unknown
         );
+        if self.unverifiable.0 > 0 {
+            let _ = writeln!(
+                s,
+                "calls in processes of unknown layout (not checked): {}, of which {} differ",
+                self.unverifiable.0, self.unverifiable.1
+            );
+        }
         for m in &self.mismatches {
             let _ = writeln!(
                 s,
@@ -188,6 +283,26 @@ impl Report {
                 m.iter().map(|(k, v)| format!("{k} ×{v}")).collect::<Vec<_>>().join(", ")
             }
         };
+        let _ = writeln!(s, "processes: {}", self.processes.len());
+        for (pid, p) in &self.processes {
+            let (t, a) = (p.mmap_chosen.0 + p.mremap_chosen.0, p.mmap_chosen.1 + p.mremap_chosen.1);
+            let _ = write!(
+                s,
+                "  pid {pid}: calls: {}, matched: {}, mismatched: {}, result not recorded: {}, \
+                 address agreement: {:.1}% ({a}/{t}), threads: {}",
+                p.calls,
+                p.matched,
+                p.mismatched,
+                p.unknown,
+                p.address_agreement() * 100.0,
+                p.threads.len()
+            );
+            if p.unverifiable.0 > 0 {
+                let _ =
+                    write!(s, ", not checked: {} ({} differ)", p.unverifiable.0, p.unverifiable.1);
+            }
+            s.push('\n');
+        }
         let _ = writeln!(s, "process events: {}", list(&self.process_events));
         let _ = writeln!(s, "skipped syscalls: {}", list(&self.skipped));
         for n in &self.notes {
@@ -234,6 +349,13 @@ struct Mm {
     calls: u64,
     /// Maps at the owner's exit_group.
     final_maps: Option<String>,
+    /// The dynamic linker's start-up is still running (see `WrittenPolicy::startup`).
+    startup: bool,
+    /// Its initial layout is known (snapshot, ELF image, or a trace that starts empty); the
+    /// results of a process whose `execve` could not be rebuilt are not checkable.
+    layout_known: bool,
+    /// Where `/etc/ld.so.cache` is mapped, once it is.
+    ld_cache: Option<u64>,
 }
 
 impl Mm {
@@ -274,6 +396,14 @@ struct Replayer<'o> {
     first_execve_seen: bool,
     /// The root's first `brk(NULL)` result after its first execve.
     root_brk: Option<u64>,
+    /// The program the root process executed first (what `--maps-before` shows).
+    root_exe: Option<String>,
+    /// The last `exec_image()` could not rebuild the image.
+    last_exec_unknown: bool,
+    /// The call being replayed runs in a process of unknown layout.
+    cur_unknown: bool,
+    /// The process (address-space owner) of the call being replayed.
+    cur_owner: u32,
     /// Descriptors known to be open for writing: (pid, fd, path).
     fd_writable: HashMap<(u32, u64, String), bool>,
     report: Report,
@@ -326,6 +456,18 @@ impl<'o> Replayer<'o> {
         vsyscall: bool,
         brk_known: bool,
     ) -> MmRef {
+        // A dynamically linked image (an executable and an interpreter: two mapped files)
+        // starts with the dynamic linker's start-up.
+        let mut paths: Vec<&str> = space
+            .vmas()
+            .iter()
+            .filter_map(|v| match &v.backing {
+                mmkit::Backing::File(f) => Some(f.path.as_str()),
+                _ => None,
+            })
+            .collect();
+        paths.dedup();
+        let startup = paths.len() >= 2;
         let mm = Rc::new(RefCell::new(Mm {
             owner,
             space,
@@ -333,6 +475,9 @@ impl<'o> Replayer<'o> {
             brk_known,
             calls: 0,
             final_maps: None,
+            startup,
+            ld_cache: None,
+            layout_known: true,
         }));
         self.mms.push(mm.clone());
         mm
@@ -385,6 +530,12 @@ impl<'o> Replayer<'o> {
             _ => call.args.get(1),
         }
         .and_then(|a| unquote(a));
+        if self.seed.is_some() && path.is_some() && path == self.root_exe {
+            // The traced program executes itself again: the snapshot shows its image.
+            if let Ok(seeded) = self.seeded_space() {
+                return seeded;
+            }
+        }
         let mut space = AddressSpace::new(self.opts.cfg.clone());
         let built = match &path {
             Some(p) => exec::build_exec_image(&mut space, &mut self.files, p, stack_len, &specials),
@@ -393,6 +544,7 @@ impl<'o> Replayer<'o> {
         match built {
             Ok(_) => (space, vs, true),
             Err(e) => {
+                self.last_exec_unknown = true;
                 self.report.notes.push(format!(
                     "line {}: pid {} execve: no maps snapshot and no ELF image ({e}); its layout starts empty",
                     call.line, call.pid
@@ -453,11 +605,13 @@ impl<'o> Replayer<'o> {
         let t = if name == "vfork" || has("CLONE_VM") {
             Task { mm: pt.mm.clone(), owner_process: pt.owner_process && has("CLONE_THREAD") }
         } else {
-            let (space, vs, bk) = {
+            let (space, vs, bk, st) = {
                 let mut p = pt.mm.borrow_mut();
-                (p.space.fork(), p.vsyscall, p.brk_known)
+                (p.space.fork(), p.vsyscall, p.brk_known, p.startup)
             };
             let mm = self.new_mm(child, space, vs, bk);
+            mm.borrow_mut().startup = st;
+            mm.borrow_mut().layout_known = pt.mm.borrow().layout_known;
             Task { mm, owner_process: true }
         };
         self.tasks.insert(child, t);
@@ -466,10 +620,16 @@ impl<'o> Replayer<'o> {
     /// Counts a call whose address Linux chose; a different (successful) choice is an
     /// address disagreement, not a result mismatch.
     fn record_chosen(&mut self, call: &Call, model: &Result<u64, Errno>) {
+        if self.cur_unknown {
+            return self.record(call, model);
+        }
         if let (Ret::Value(la), Ok(ma)) = (&call.ret, model) {
             if la != ma {
                 self.report.calls += 1;
                 self.report.matched += 1;
+                let p = self.cur_proc();
+                p.calls += 1;
+                p.matched += 1;
                 if self.report.disagreements.len() < self.opts.show_mismatches {
                     self.report.disagreements.push(Mismatch {
                         line: call.line,
@@ -484,9 +644,31 @@ impl<'o> Replayer<'o> {
         self.record(call, model);
     }
 
+    /// The figures of the process making the current call.
+    fn cur_proc(&mut self) -> &mut ProcessStats {
+        self.report.processes.entry(self.cur_owner).or_default()
+    }
+
     fn record(&mut self, call: &Call, model: &Result<u64, Errno>) {
+        let result = same(&call.ret, model);
+        if self.cur_unknown {
+            let differs = u64::from(result == Some(false));
+            self.report.unverifiable.0 += 1;
+            self.report.unverifiable.1 += differs;
+            let p = self.cur_proc();
+            p.unverifiable.0 += 1;
+            p.unverifiable.1 += differs;
+            return;
+        }
         self.report.calls += 1;
-        match same(&call.ret, model) {
+        let p = self.cur_proc();
+        p.calls += 1;
+        match result {
+            None => p.unknown += 1,
+            Some(true) => p.matched += 1,
+            Some(false) => p.mismatched += 1,
+        }
+        match result {
             None => self.report.unknown += 1,
             Some(true) => self.report.matched += 1,
             Some(false) => {
@@ -559,6 +741,9 @@ impl<'o> Replayer<'o> {
                 self.first_execve_seen = true;
                 let t = self.task(call, pending)?;
                 let is_root = Some(call.pid) == self.root_pid;
+                if first && is_root {
+                    self.root_exe = call.args.first().and_then(|a| unquote(a));
+                }
                 if first && is_root && t.mm.borrow().calls == 0 && self.seed.is_some() {
                     // The seeded space already is this exec's image.
                     return Ok(());
@@ -576,6 +761,7 @@ impl<'o> Replayer<'o> {
                     self.mms.retain(|m| !Rc::ptr_eq(m, &old));
                 }
                 let mm = self.new_mm(call.pid, space, vs, known);
+                mm.borrow_mut().layout_known = !std::mem::take(&mut self.last_exec_unknown);
                 if is_root {
                     self.main = Some(mm.clone());
                 }
@@ -604,6 +790,10 @@ impl<'o> Replayer<'o> {
     fn memory_call(&mut self, call: &Call, pending: &[InFlight]) -> Result<(), ReplayError> {
         let t = self.task(call, pending)?;
         let mmref = t.mm.clone();
+        self.cur_unknown = !mmref.borrow().layout_known;
+        self.cur_owner = mmref.borrow().owner;
+        self.report.model_calls += 1;
+        self.cur_proc().threads.insert(call.pid);
         let name = call.name.as_str();
         // Parse everything first so that a malformed line changes nothing.
         let model = match name {
@@ -622,9 +812,13 @@ impl<'o> Replayer<'o> {
                 let linux_chose = mflags & (MAP_FIXED | MAP_FIXED_NOREPLACE) == 0;
                 match (&call.ret, &r) {
                     (Ret::Value(la), _) if linux_chose => {
-                        self.report.mmap_chosen.0 += 1;
-                        if r == Ok(*la) {
+                        if !self.cur_unknown {
+                            self.report.mmap_chosen.0 += 1;
+                            self.cur_proc().mmap_chosen.0 += 1;
+                        }
+                        if r == Ok(*la) && !self.cur_unknown {
                             self.report.mmap_chosen.1 += 1;
+                            self.cur_proc().mmap_chosen.1 += 1;
                         } else {
                             if let Ok(ma) = r {
                                 let _ = sp.sys_munmap(ma, len);
@@ -645,9 +839,13 @@ impl<'o> Replayer<'o> {
                     }
                     _ => {}
                 }
-                if let (Ret::Value(la), true) = (&call.ret, self.opts.written.on_map) {
-                    if prot & 2 != 0 && mflags & 3 == 2 {
-                        let _ = sp.write_fault(*la);
+                if let Ret::Value(la) = &call.ret {
+                    let w = &self.opts.written;
+                    if prot & 2 != 0 && mflags & 3 == 2 && (w.on_map || (w.startup && mm.startup)) {
+                        let _ = mm.space.write_fault(*la);
+                    }
+                    if fd.path.as_deref().is_some_and(|p| p.ends_with("/ld.so.cache")) {
+                        mm.ld_cache = Some(*la);
                     }
                 }
                 drop(mm);
@@ -658,7 +856,11 @@ impl<'o> Replayer<'o> {
             "munmap" => {
                 want_args(call, 2)?;
                 let (a, l) = (num(call, 0)?, num(call, 1)?);
-                mmref.borrow_mut().space.sys_munmap(a, l)
+                let mut mm = mmref.borrow_mut();
+                if mm.ld_cache == Some(a) {
+                    mm.startup = false;
+                }
+                mm.space.sys_munmap(a, l)
             }
             "mprotect" => {
                 want_args(call, 3)?;
@@ -675,12 +877,20 @@ impl<'o> Replayer<'o> {
                 let r = sp.sys_mremap(old, old_len, new_len, fl, new_addr);
                 let linux_chose = fl & MREMAP_MAYMOVE != 0 && fl & MREMAP_FIXED == 0;
                 if let (Ret::Value(la), true) = (&call.ret, linux_chose) {
-                    self.report.mremap_chosen.0 += 1;
-                    if r == Ok(*la) {
+                    if !self.cur_unknown {
+                        self.report.mremap_chosen.0 += 1;
+                        self.cur_proc().mremap_chosen.0 += 1;
+                    }
+                    if r == Ok(*la) && !self.cur_unknown {
                         self.report.mremap_chosen.1 += 1;
+                        self.cur_proc().mremap_chosen.1 += 1;
                     } else {
                         // Undo the model's placement, then redo at Linux's address.
                         match r {
+                            // MREMAP_DONTUNMAP left the source in place: drop the copy.
+                            Ok(ma) if fl & MREMAP_DONTUNMAP != 0 => {
+                                let _ = sp.sys_munmap(ma, new_len);
+                            }
                             Ok(ma) if ma == old => {
                                 let _ = sp.sys_mremap(old, new_len, old_len, 0, 0);
                             }
@@ -716,6 +926,10 @@ impl<'o> Replayer<'o> {
                         mm.space.set_brk_base(*b, *b);
                         mm.brk_known = true;
                     }
+                }
+                if a != 0 {
+                    // malloc at work: the program itself runs.
+                    mm.startup = false;
                 }
                 let old_brk = mm.space.brk_range().1;
                 let nb = mm.space.sys_brk(a);
@@ -876,6 +1090,20 @@ pub fn diff_lines(expected: &str, got: &str) -> Vec<String> {
 
 /// Replays a trace.
 pub fn replay(trace: &str, opts: &Options) -> Result<Report, ReplayError> {
+    replay_with_progress(trace, opts, &mut |_, _| {})
+}
+
+/// How many completed calls pass between two `progress` reports.
+pub const PROGRESS_STEP: usize = 256;
+
+/// Replays a trace, calling `progress(done, total)` with the number of completed calls
+/// handled so far every [`PROGRESS_STEP`] calls and once at the end (for a progress bar).
+pub fn replay_with_progress(
+    trace: &str,
+    opts: &Options,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Report, ReplayError> {
+    let started = Instant::now();
     let calls = parse_trace(trace)?;
     let mut files = FileRegistry::new();
     let before = match &opts.maps_before {
@@ -924,25 +1152,49 @@ pub fn replay(trace: &str, opts: &Options) -> Result<Report, ReplayError> {
         first_execve_seen: false,
         root_brk,
         fd_writable: HashMap::new(),
+        root_exe: None,
+        last_exec_unknown: false,
+        cur_unknown: false,
+        cur_owner: 0,
         report: Report::default(),
     };
-    for (call, pending) in &calls {
+    let total = calls.len();
+    let mut model_time = Duration::ZERO;
+    for (i, (call, pending)) in calls.iter().enumerate() {
+        if i % PROGRESS_STEP == 0 {
+            progress(i, total);
+        }
         let name = call.name.as_str();
+        if opts.maps_at == Some(call.line) {
+            if let Some(t) = r.tasks.get(&call.pid) {
+                r.report.maps_at = Some(t.mm.borrow().maps());
+            }
+        }
         if MEMORY_CALLS.contains(&name) {
+            let t = Instant::now();
             r.memory_call(call, pending)?;
+            model_time += t.elapsed();
         } else if matches!(
             name,
             "clone" | "clone3" | "fork" | "vfork" | "execve" | "execveat" | "exit" | "exit_group"
         ) {
+            let t = Instant::now();
             r.process_call(call, pending)?;
+            model_time += t.elapsed();
         } else {
             *r.report.skipped.entry(name.to_string()).or_default() += 1;
         }
     }
+    progress(total, total);
+    r.report.model_time = model_time;
     for mm in &r.mms {
         let mm = mm.borrow();
         let text = mm.final_maps.clone().unwrap_or_else(|| mm.maps());
         r.report.final_maps.push((mm.owner, text));
+    }
+    if let Some(m) = &r.main {
+        let m = m.borrow();
+        r.report.main_maps = Some((m.owner, m.final_maps.clone().unwrap_or_else(|| m.maps())));
     }
     if let Some(exp) = &opts.expect_maps {
         let got = match &r.main {
@@ -954,6 +1206,7 @@ pub fn replay(trace: &str, opts: &Options) -> Result<Report, ReplayError> {
         };
         r.report.expect_diff = Some(diff_lines(&mask_shmem_inodes(exp), &mask_shmem_inodes(&got)));
     }
+    r.report.elapsed = started.elapsed();
     Ok(r.report)
 }
 
@@ -1017,6 +1270,93 @@ mod tests {
     }
 
     #[test]
+    fn assumed_writes_decide_merges() {
+        // mprotect RW→R drops VM_ACCOUNT only from a never-written anonymous mapping
+        // (mprotect_fixup()); the dropped flag lets it merge with its read-only neighbour.
+        let t = "\
+1 mmap(0x10000000, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0) = 0x10000000
+1 mmap(0x10001000, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0) = 0x10001000
+1 mprotect(0x10000000, 4096, PROT_READ) = 0
+";
+        let first_lines = |r: &Report| -> Vec<String> {
+            r.final_maps[0]
+                .1
+                .lines()
+                .filter(|l| l.starts_with("1000"))
+                .map(str::to_string)
+                .collect()
+        };
+        let r = replay(t, &Options::default()).unwrap();
+        assert_eq!(first_lines(&r), ["10000000-10002000 r--p 00000000 00:00 0 "]);
+        let mut o = Options::default();
+        o.written.on_map = true;
+        let r = replay(t, &o).unwrap();
+        assert_eq!(
+            first_lines(&r),
+            [
+                "10000000-10001000 r--p 00000000 00:00 0 ",
+                "10001000-10002000 r--p 00000000 00:00 0 "
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_layouts_are_reported_not_checked() {
+        let t = "\
+10 clone(child_stack=NULL, flags=SIGCHLD) = 11
+11 execve(\"/nonexistent/prog\", [\"p\"], 0x7ffc /* 1 var */) = 0
+11 brk(NULL) = 0x555555559000
+11 mprotect(0x555555557000, 4096, PROT_READ) = 0
+11 exit_group(0) = ?
+10 munmap(0x10001000, 4096) = 0
+10 exit_group(0) = ?
+";
+        let r = replay(t, &Options::default()).unwrap();
+        assert_eq!(r.unverifiable, (2, 1), "{}", r.summary());
+        assert_eq!((r.calls, r.mismatched), (1, 0), "{}", r.summary());
+        assert!(r.notes.iter().any(|n| n.contains("no ELF image")), "{:?}", r.notes);
+        assert!(r.summary().contains("unknown layout (not checked): 2, of which 1 differ"));
+        assert!(r.success());
+    }
+
+    #[test]
+    fn figures_per_process() {
+        // A fork child has its own figures; a thread's calls count in its process.
+        let t = "\
+10 mmap(0x10000000, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0) = 0x10000000
+10 clone(child_stack=NULL, flags=SIGCHLD) = 11
+11 munmap(0x10000000, 4096) = 0
+11 munmap(0x10000001, 4096) = 0
+10 clone3({flags=CLONE_VM|CLONE_THREAD, stack=0x7f}, 88) = 12
+12 mprotect(0x10000000, 4096, PROT_NONE) = 0
+12 mmap(NULL, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x20000000
+11 exit_group(0) = ?
+10 exit_group(0) = ?
+";
+        let r = replay(t, &Options::default()).unwrap();
+        assert_eq!(r.processes.len(), 2, "{}", r.summary());
+        let p10 = &r.processes[&10];
+        assert_eq!((p10.calls, p10.matched, p10.mismatched), (3, 3, 0));
+        assert_eq!(p10.threads.iter().copied().collect::<Vec<_>>(), [10, 12]);
+        assert_eq!(p10.mmap_chosen, (1, 0), "the model picks its own address");
+        assert_eq!(p10.address_agreement(), 0.0);
+        let p11 = &r.processes[&11];
+        assert_eq!((p11.calls, p11.matched, p11.mismatched), (2, 1, 1));
+        assert_eq!(p11.address_agreement(), 1.0);
+        assert_eq!(r.model_calls, 5);
+        let s = r.summary();
+        assert!(s.contains("processes: 2\n"), "{s}");
+        assert!(
+            s.contains(
+                "  pid 11: calls: 2, matched: 1, mismatched: 1, result not recorded: 0, \
+                 address agreement: 100.0% (0/0), threads: 1\n"
+            ),
+            "{s}"
+        );
+        assert!(r.throughput().starts_with("throughput: "));
+    }
+
+    #[test]
     fn processes_and_skips() {
         let t = "\
 10 execve(\"/bin/x\", [\"x\"], 0x7ffc /* 1 var */) = 0
@@ -1030,7 +1370,8 @@ mod tests {
 10 exit_group(0) = ?
 ";
         let r = replay(t, &Options::default()).unwrap();
-        assert_eq!(r.calls, 1);
+        // /bin/x cannot be rebuilt: its one memory call is reported but not checkable.
+        assert_eq!((r.calls, r.unverifiable), (0, (1, 0)));
         assert_eq!(r.skipped.get("wait4"), Some(&1));
         assert_eq!(r.process_events.get("clone3"), Some(&1));
         assert_eq!(r.final_maps.len(), 2, "the fork child has its own space");

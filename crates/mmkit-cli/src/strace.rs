@@ -588,6 +588,43 @@ mod tests {
     }
 
     #[test]
+    fn no_input_panics() {
+        // Every prefix of real lines, and every position replaced by awkward characters.
+        let samples = [
+            "27046 clone3({flags=CLONE_VM|CLONE_THREAD, stack=0x7f} => {parent_tid=[27047]}, 88) = 27047",
+            "9980  mmap(NULL, 6003000, PROT_READ, MAP_PRIVATE|MAP_DENYWRITE, 3</usr/lib/x.so>, 0) = 0x7ffff7a00000",
+            "27049 <... madvise resumed>)            = 0",
+            "1 mmap(NULL, 4096, PROT_READ, MAP_SHARED, 3, 0) = -1 EACCES (Permission denied)",
+            r#"9980  execve("/usr/bin/x", ["a\"b", "c"], 0x7ffc /* 35 vars */) = 0"#,
+        ];
+        for line in samples {
+            let chars: Vec<char> = line.chars().collect();
+            for cut in 0..=chars.len() {
+                let prefix: String = chars[..cut].iter().collect();
+                let mut p = Parser::new();
+                let _ = p.feed(1, &prefix);
+                let _ = p.feed(2, "27049 madvise(0x1, 2, MADV_DONTNEED <unfinished ...>");
+                let _ = p.feed(3, &prefix);
+                for sub in ['(', ')', '<', '>', '"', '\\', ',', '=', '|', 'é', ' '] {
+                    let mut m = chars.clone();
+                    if cut < m.len() {
+                        m[cut] = sub;
+                    }
+                    let m: String = m.into_iter().collect();
+                    if let Ok(Line::Call(c)) = Parser::new().feed(1, &m) {
+                        for a in &c.args {
+                            let _ = parse_flags(a, MAP);
+                            let _ = parse_int(a);
+                            let _ = parse_fd(a);
+                        }
+                        let _ = clone_flags(&c.args);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn malformed_lines_are_errors_with_line_numbers() {
         let cases = [
             "9980  mmap(NULL, 4096",

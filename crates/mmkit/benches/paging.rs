@@ -8,8 +8,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mmkit::paging::{
-    Aarch64, Arch, Attrs, HeapTableMemory, LoongArch64, PageSize, PageTable, PteFlags, Sv39,
-    Sv48, X86_64La57, X86_64,
+    Aarch64, Arch, Attrs, HeapTableMemory, LoongArch64, PageSize, PageTable, PteFlags, Sv39, Sv48,
+    X86_64La57, X86_64,
 };
 use mmkit::{PhysAddr, VirtAddr};
 
@@ -37,6 +37,8 @@ fn map_unmap<A: Arch>(c: &mut Criterion) {
     });
 }
 
+static TEARDOWN_MEM: HeapTableMemory = HeapTableMemory::new();
+
 fn teardown_1g<A: Arch>(c: &mut Criterion) {
     const PAGES: u64 = 1 << 18; // 1 GiB / 4 KiB
     let mut g = c.benchmark_group("paging/teardown_1g_of_4k");
@@ -45,8 +47,7 @@ fn teardown_1g<A: Arch>(c: &mut Criterion) {
     g.bench_function(A::NAME, |b| {
         b.iter_batched(
             || {
-                let mem = Box::leak(Box::new(HeapTableMemory::new()));
-                let pt = PageTable::<A, &HeapTableMemory>::new(mem).unwrap();
+                let pt = PageTable::<A, &HeapTableMemory>::new(&TEARDOWN_MEM).unwrap();
                 let a = Attrs::new(USER_RW);
                 for i in 0..PAGES {
                     let va = (1 << 30) + i * 4096;

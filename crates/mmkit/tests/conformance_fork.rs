@@ -99,3 +99,25 @@ fn k_child_keeps_brk_and_counters() {
     assert_eq!(child.stats().mapped_bytes, parent.stats().mapped_bytes);
     check(&child);
 }
+
+#[test]
+fn k_fork_clears_locks_without_merging_neighbours() {
+    // [V] the child keeps the formerly locked VMA separate from its now identical neighbour.
+    let mut parent = space();
+    mmap(&mut parent, BASE, 2 * P, PROT_READ, ANON | MAP_FIXED | MAP_LOCKED).unwrap();
+    anon(&mut parent, BASE + 2 * P, 2 * P, PROT_READ);
+    let mut child = parent.fork();
+    assert_eq!(count_in(&child, BASE, BASE + 4 * P), 2);
+    assert_eq!(child.sys_mprotect(BASE, 4 * P, PROT_READ), Ok(0));
+    assert_eq!(count_in(&child, BASE, BASE + 4 * P), 2);
+    child.sys_mprotect(BASE, P, RW).unwrap();
+    child.sys_mprotect(BASE, P, PROT_READ).unwrap();
+    assert_eq!(
+        layout(&child),
+        vec![
+            (BASE, BASE + 2 * P, "r--p".to_string()),
+            (BASE + 2 * P, BASE + 4 * P, "r--p".to_string())
+        ]
+    );
+    child.check_invariants(false);
+}

@@ -407,3 +407,116 @@ fn g_wipeonfork_split_and_stats() {
     assert_eq!(s.stats().madvise_calls, 1);
     assert_eq!(s.stats().splits, 2);
 }
+
+#[test]
+fn f20_dontneed_on_private_and_shared_file_pages() {
+    // Reverting to the file contents / keeping the written data: simulator issue.
+    let mut s = space();
+    let files = TestFiles::standard();
+    let pv = s.sys_mmap(&files, BASE, P, RW, MAP_PRIVATE | MAP_FIXED, 4, 0).unwrap();
+    s.write_fault(pv).unwrap();
+    let sh = s.sys_mmap(&files, BASE + 8 * P, P, RW, MAP_SHARED | MAP_FIXED, 4, 0).unwrap();
+    assert_eq!(s.sys_madvise(pv, P, MADV_DONTNEED), Ok(0));
+    assert_eq!(s.sys_madvise(sh, P, MADV_DONTNEED), Ok(0));
+}
+
+#[test]
+fn f21_dontfork_on_shared_file_mapping() {
+    let mut s = space();
+    let files = TestFiles::standard();
+    let m = s.sys_mmap(&files, BASE, 2 * P, RW, MAP_SHARED | MAP_FIXED, 4, 0).unwrap();
+    assert_eq!(s.sys_madvise(m + P, P, MADV_DONTFORK), Ok(0));
+    let child = s.fork();
+    assert_eq!(layout(&child), vec![(m, m + P, "rw-s".to_string())]);
+    assert_eq!(vma_at(&child, m).backing, vma_at(&s, m).backing);
+}
+
+#[test]
+fn f22_madvise02_file_cases() {
+    let mut s = space();
+    let files = TestFiles::standard();
+    // 16P file mapped shared read-only, then mlocked.
+    let f = s.sys_mmap(&files, BASE, 16 * P, PROT_READ, MAP_SHARED | MAP_FIXED, 3, 0).unwrap();
+    assert_eq!(s.sys_mlock(f, 16 * P), Ok(0));
+    assert_eq!(s.sys_madvise(f, 16 * P, MADV_REMOVE), Err(Errno::EINVAL));
+    assert_eq!(s.sys_madvise(f, 16 * P, MADV_DONTNEED), Err(Errno::EINVAL));
+    assert_eq!(s.sys_madvise(f, 16 * P, MADV_FREE), Err(Errno::EINVAL));
+    assert_eq!(s.sys_madvise(f, 16 * P, MADV_WIPEONFORK), Err(Errno::EINVAL));
+    assert_eq!(s.sys_munlock(f, 16 * P), Ok(0));
+    // REMOVE on a shared mapping that may not be written: EACCES.
+    assert_eq!(s.sys_madvise(f, 16 * P, MADV_REMOVE), Err(Errno::EACCES));
+    assert_eq!(s.sys_madvise(f, 16 * P, MADV_FREE), Err(Errno::EINVAL), "file: not anon");
+    // A second mapping with its last page unmapped: NORMAL / WILLNEED over the hole.
+    let g = s.sys_mmap(&files, BASE + 32 * P, 16 * P, PROT_READ, MAP_PRIVATE | MAP_FIXED, 3, 0);
+    let g = g.unwrap();
+    assert_eq!(s.sys_munmap(g + 15 * P, P), Ok(0));
+    assert_eq!(s.sys_madvise(g, 16 * P, MADV_NORMAL), Err(Errno::ENOMEM));
+    assert_eq!(s.sys_madvise(g, 16 * P, MADV_WILLNEED), Err(Errno::ENOMEM));
+    // WIPEONFORK on a private file mapping: EINVAL (anonymous memory only).
+    assert_eq!(s.sys_madvise(g, 15 * P, MADV_WIPEONFORK), Err(Errno::EINVAL));
+    // KSM advice on a private file mapping is accepted (CONFIG_KSM=y).
+    assert_eq!(s.sys_madvise(g, 15 * P, MADV_MERGEABLE), Ok(0));
+    assert_eq!(s.sys_madvise(g, 15 * P, MADV_UNMERGEABLE), Ok(0));
+    // REMOVE on a writable shared file mapping punches a hole.
+    let h = s.sys_mmap(&files, BASE + 64 * P, 4 * P, RW, MAP_SHARED | MAP_FIXED, 4, 0).unwrap();
+    assert_eq!(s.sys_madvise(h, 4 * P, MADV_REMOVE), Ok(0));
+    check(&s);
+}
+
+/// A device mapping as `remap_pfn_range()` leaves it: VM_IO | VM_PFNMAP | VM_DONTEXPAND.
+fn device_vma(start: u64, pages: u64) -> mmkit::Vma {
+    let f = VmFlags::READ
+        | VmFlags::WRITE
+        | VmFlags::SHARED
+        | VmFlags::MAYREAD
+        | VmFlags::MAYWRITE
+        | VmFlags::MAYSHARE
+        | VmFlags::IO
+        | VmFlags::PFNMAP
+        | VmFlags::DONTEXPAND
+        | VmFlags::DONTDUMP;
+    mmkit::Vma {
+        start,
+        end: start + pages * P,
+        flags: f,
+        pgoff: 0,
+        backing: mmkit::Backing::Device { phys_base: 0xfe00_0000 },
+        anon_vma: None,
+        name: None,
+    }
+}
+
+#[test]
+fn g_device_mapping_advice() {
+    let mut s = space();
+    s.insert_vma_unmerged(device_vma(BASE, 2)).unwrap();
+    assert_eq!(s.sys_madvise(BASE, P, MADV_DONTNEED), Err(Errno::EINVAL));
+    assert_eq!(s.sys_madvise(BASE, P, MADV_COLD), Err(Errno::EINVAL));
+    assert_eq!(s.sys_madvise(BASE, P, MADV_DOFORK), Err(Errno::EINVAL));
+    assert_eq!(s.sys_madvise(BASE, P, MADV_DODUMP), Err(Errno::EINVAL));
+    assert_eq!(s.sys_madvise(BASE, P, MADV_GUARD_INSTALL), Err(Errno::EINVAL));
+    assert_eq!(s.sys_madvise(BASE, P, MADV_POPULATE_READ), Err(Errno::EINVAL));
+    assert_eq!(s.sys_madvise(BASE, P, MADV_MERGEABLE), Ok(0), "KSM ignores it");
+    assert_eq!(s.sys_madvise(BASE, P, MADV_WILLNEED), Ok(0));
+    // DONTFORK still splits it: VM_IO only blocks DOFORK.
+    assert_eq!(s.sys_madvise(BASE, P, MADV_DONTFORK), Ok(0));
+    assert_eq!(s.map_count(), 2);
+}
+
+#[test]
+fn g22b_guard_install_on_shared_anon_and_file_mappings() {
+    // [V] 6.18 allows guard regions on shmem and file mappings too; `gu` marks the whole
+    // VMA. Only anonymous VMAs need an anon_vma for them.
+    let mut s = space();
+    let files = TestFiles::standard();
+    let sh = mmap(&mut s, BASE, 4 * P, RW, SHANON | MAP_FIXED).unwrap();
+    assert_eq!(s.sys_madvise(sh + P, P, MADV_GUARD_INSTALL), Ok(0));
+    assert_eq!(s.map_count(), 1);
+    assert!(vma_at(&s, sh).flags.contains(VmFlags::MAYBE_GUARD));
+    assert!(vma_at(&s, sh).anon_vma.is_none());
+    let f = s.sys_mmap(&files, BASE + 16 * P, 4 * P, PROT_READ, MAP_PRIVATE | MAP_FIXED, 3, 0);
+    let f = f.unwrap();
+    assert_eq!(s.sys_madvise(f + P, P, MADV_GUARD_INSTALL), Ok(0));
+    assert!(vma_at(&s, f).flags.contains(VmFlags::MAYBE_GUARD));
+    assert_eq!(count_in(&s, f, f + 4 * P), 1);
+}

@@ -268,3 +268,48 @@ fn h16_mlock_fresh_region_locks_all_of_it() {
     assert!(vma_at(&s, q).anon_vma.is_none());
     check(&s);
 }
+
+#[test]
+fn h_special_mappings_are_never_locked() {
+    // mlock_fixup(): VM_SPECIAL mappings keep their flags; the call still succeeds and the
+    // populate pass skips VM_IO/VM_PFNMAP.
+    let mut s = space();
+    let f = VmFlags::READ
+        | VmFlags::WRITE
+        | VmFlags::SHARED
+        | VmFlags::MAYREAD
+        | VmFlags::MAYWRITE
+        | VmFlags::MAYSHARE
+        | VmFlags::IO
+        | VmFlags::PFNMAP
+        | VmFlags::DONTEXPAND
+        | VmFlags::DONTDUMP;
+    let dev = mmkit::Vma {
+        start: BASE,
+        end: BASE + 2 * P,
+        flags: f,
+        pgoff: 0,
+        backing: mmkit::Backing::Device { phys_base: 0xfe00_0000 },
+        anon_vma: None,
+        name: None,
+    };
+    s.insert_vma_unmerged(dev).unwrap();
+    assert_eq!(s.sys_mlock(BASE, 2 * P), Ok(0));
+    assert!(!locked(&s, BASE));
+    assert_eq!(s.locked_vm(), 0);
+    assert_eq!(s.sys_mlockall(MCL_CURRENT), Ok(0));
+    assert!(!locked(&s, BASE));
+    assert_eq!(s.sys_munlockall(), Ok(0));
+}
+
+#[test]
+fn h_droppable_mapping_is_never_locked() {
+    // [V] mlock / mlock2 succeed on MAP_DROPPABLE memory but leave it unlocked.
+    let mut s = space();
+    let d = mmap(&mut s, BASE, 4 * P, RW, MAP_DROPPABLE | MAP_ANONYMOUS | MAP_FIXED).unwrap();
+    assert_eq!(s.sys_mlock(d, P), Ok(0));
+    assert_eq!(s.sys_mlock2(d, P, MLOCK_ONFAULT), Ok(0));
+    assert_eq!(s.map_count(), 1);
+    assert!(!locked(&s, d));
+    assert_eq!(s.sys_msync(d, P, MS_INVALIDATE), Ok(0));
+}

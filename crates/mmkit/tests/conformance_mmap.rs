@@ -362,6 +362,33 @@ fn a46_map_locked_over_memlock_eagain() {
 }
 
 #[test]
+fn a47_mcl_future_with_memlock_used_up_eagain() {
+    const MCL_FUTURE: u64 = 2;
+    let mut s = space_with(|c| c.rlimit_memlock = 2 * P);
+    mmap(&mut s, 0, 2 * P, RW, ANON | MAP_LOCKED).unwrap();
+    assert_eq!(s.sys_mlockall(MCL_FUTURE), Ok(0));
+    assert_eq!(mmap(&mut s, 0, P, RW, ANON), Err(Errno::EAGAIN));
+    assert_eq!(s.sys_munlockall(), Ok(0));
+    let a = mmap(&mut s, 0, P, RW, ANON).unwrap();
+    assert!(!vma_at(&s, a).flags.contains(VmFlags::LOCKED));
+    check(&s);
+}
+
+#[test]
+fn a_mcl_future_locks_new_mappings() {
+    const MCL_FUTURE: u64 = 2;
+    let mut s = space();
+    assert_eq!(s.sys_mlockall(MCL_FUTURE), Ok(0));
+    let a = mmap(&mut s, 0, 2 * P, RW, ANON).unwrap();
+    assert!(vma_at(&s, a).flags.contains(VmFlags::LOCKED));
+    assert_eq!(s.locked_vm(), 2);
+    // Not inherited through fork.
+    let mut c = s.fork();
+    let b = mmap(&mut c, 0, P, RW, ANON).unwrap();
+    assert!(!vma_at(&c, b).flags.contains(VmFlags::LOCKED));
+}
+
+#[test]
 fn a48_rlimit_data_soft_zero_valgrind_workaround() {
     let mut s = space_with(|c| c.rlimit_data = 0);
     assert!(mmap(&mut s, 0, P, RW, ANON).is_ok());
@@ -714,4 +741,50 @@ fn m_top_down_search_keeps_guard_gap_below_stack() {
     mmap(&mut s, TOP - 16 * P, 16 * P, RW, ANON | MAP_FIXED | MAP_GROWSDOWN).unwrap();
     let a = mmap(&mut s, 0, P, RW, ANON).unwrap();
     assert_eq!(a, TOP - 16 * P - 256 * P - P);
+}
+
+#[test]
+fn a_fixed_failing_after_split_keeps_the_split() {
+    // [V] vms_gather_munmap_vmas() splits before may_expand_vm() refuses; the abort path
+    // reattaches the pieces without re-merging them.
+    let mut s = space_with(|c| c.rlimit_as = 24 * P);
+    anon(&mut s, BASE, 8 * P, PROT_READ);
+    anon(&mut s, BASE + 2 * P, 2 * P, RW);
+    let r = mmap(&mut s, BASE + 5 * P, 64 * P, RW, ANON | MAP_FIXED);
+    assert_eq!(r, Err(Errno::ENOMEM));
+    assert_eq!(
+        layout(&s),
+        vec![
+            (BASE, BASE + 2 * P, "r--p".to_string()),
+            (BASE + 2 * P, BASE + 4 * P, "rw-p".to_string()),
+            (BASE + 4 * P, BASE + 5 * P, "r--p".to_string()),
+            (BASE + 5 * P, BASE + 8 * P, "r--p".to_string()),
+        ]
+    );
+    s.check_invariants(false);
+}
+
+#[test]
+fn a37_thp_placement_sequence_follows_linux_formula() {
+    // The same sequence on the host (6.18, setarch -R) placed every mapping where
+    // thp_get_unmapped_area()'s padded search puts it, relative to the gap it used:
+    // anonymous 2 MiB (any flags, MAP_STACK and MAP_GROWSDOWN included) and private
+    // /dev/zero of any length are aligned; shared /dev/zero and shared anonymous are not.
+    let f = TestFiles::standard();
+    let mut s = space();
+    let a = mmap(&mut s, 0, P, RW, ANON).unwrap();
+    assert_eq!(a, 0x7fff_f7ff_e000);
+    let m = |s: &mut mmkit::AddressSpace, len: u64, flags: u64, fd: u64| {
+        s.sys_mmap(&f, 0, len, RW, flags, fd, 0).unwrap()
+    };
+    assert_eq!(m(&mut s, 2 << 20, ANON | MAP_STACK, NOFD), 0x7fff_f7c0_0000);
+    assert_eq!(m(&mut s, 2 << 20, ANON | MAP_NORESERVE, NOFD), 0x7fff_f7a0_0000);
+    assert_eq!(m(&mut s, 2 << 20, ANON, NOFD), 0x7fff_f780_0000);
+    assert_eq!(m(&mut s, 2 << 20, ANON | MAP_GROWSDOWN, NOFD), 0x7fff_f760_0000);
+    // Below the stack's guard gap.
+    assert_eq!(m(&mut s, 2 << 20, MAP_PRIVATE, 6), 0x7fff_f720_0000);
+    assert_eq!(m(&mut s, 3 << 20, MAP_PRIVATE, 6), 0x7fff_f6e0_0000);
+    assert_eq!(m(&mut s, 2 << 20, MAP_SHARED, 6), 0x7fff_f6c0_0000);
+    assert_eq!(m(&mut s, 4 << 20, SHANON, NOFD), 0x7fff_f680_0000);
+    check(&s);
 }

@@ -368,6 +368,8 @@ fn e30b_dontunmap_of_locked_source_unlocks_it_keeps_accounting_flag() {
     assert_eq!(vmflags(vma_at(&s, src).flags), "rd wr mr mw me ac");
     assert_eq!(vma_at(&s, src).end, src + 10 * P);
     assert_eq!(vmflags(vma_at(&s, dst).flags), "rd wr mr mw me lo ac");
+    // VmLck keeps counting the whole unlocked source: 10 + 5 pages (oracle seed 90815).
+    assert_eq!(s.locked_vm(), 15);
     check(&s);
 }
 
@@ -525,4 +527,194 @@ fn e_stats_count_mremap_calls() {
     let _ = s.sys_mremap(x, P, P, 0, 0);
     let _ = s.sys_mremap(x + 1, P, P, 0, 0);
     assert_eq!(s.stats().mremap_calls, 2);
+}
+
+#[test]
+fn f19_file_private_expand_fixed_keeps_file_offsets() {
+    // Contents ('a','d','c': COWed page kept, new page from the file): simulator issue.
+    let mut s = space();
+    let files = TestFiles::standard();
+    let m = s.sys_mmap(&files, BASE, 2 * P, RW, MAP_PRIVATE | MAP_FIXED, 4, 0).unwrap();
+    s.write_fault(m + P).unwrap();
+    let dst = BASE + 64 * P;
+    assert_eq!(s.sys_mremap(m, 2 * P, 3 * P, MOVE_FIXED, dst), Ok(dst));
+    let v = vma_at(&s, dst);
+    assert_eq!((v.start, v.end, v.pgoff), (dst, dst + 3 * P, 0));
+    assert!(v.anon_vma.is_some(), "the COWed page moves with its anon_vma");
+    assert!(s.vmas().find(m).is_none());
+    check(&s);
+}
+
+#[test]
+fn f24_file_mapping_expands_with_maymove() {
+    let mut s = space();
+    let files = TestFiles::standard();
+    let m = s.sys_mmap(&files, BASE, 2 * P, RW, MAP_SHARED | MAP_FIXED, 4, 3 * P).unwrap();
+    anon(&mut s, BASE + 2 * P, P, PROT_READ);
+    let n = s.sys_mremap(m, 2 * P, 4 * P, MREMAP_MAYMOVE, 0).unwrap();
+    assert_ne!(n, m);
+    let v = vma_at(&s, n);
+    assert_eq!((v.end - v.start, v.pgoff), (4 * P, 3), "file offset kept");
+    assert!(s.vmas().find(m).is_none());
+    // In place when the space after it is free, pgoff continuing.
+    assert_eq!(s.sys_mremap(n, 4 * P, 6 * P, 0, 0), Ok(n));
+    assert_eq!(vma_at(&s, n).end, n + 6 * P);
+    check(&s);
+}
+
+#[test]
+fn f25_shared_memory_segment_expand_without_maymove_enomem() {
+    // LTP mremap04 attaches a SysV segment directly below another mapping; growing it in
+    // place then has no room.
+    let mut s = space();
+    let m = mmap(&mut s, BASE, 4 * P, RW, SHANON | MAP_FIXED).unwrap();
+    anon(&mut s, BASE + 4 * P, P, PROT_READ);
+    assert_eq!(s.sys_mremap(m, 4 * P, 8 * P, 0, 0), Err(Errno::ENOMEM));
+    assert_eq!(vma_at(&s, m).end, m + 4 * P);
+}
+
+#[test]
+fn e33c_dontunmap_fixed_move_that_remerges_with_its_source() {
+    // Oracle seed 5213 [V]: the copy lands inside the source VMA's tail and merges back with
+    // it; the walk stops because the VMA it handled reached the end of the range.
+    let mut s = space();
+    let a = anon(&mut s, BASE + 5 * P, 0x19 * P, PROT_READ);
+    assert_eq!(s.sys_mprotect(a + 0x17 * P, 0x10 * P, PROT_READ | PROT_EXEC), Err(Errno::ENOMEM));
+    let flags = MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP;
+    assert_eq!(s.sys_mremap(a + 5 * P, 8 * P, 8 * P, flags, a + 0x11 * P), Ok(a + 0x11 * P));
+    assert_eq!(layout(&s), vec![(a, a + 0x19 * P, "r--p".to_string())]);
+    check(&s);
+}
+
+/// A device mapping as `remap_pfn_range()` leaves it: VM_IO | VM_PFNMAP | VM_DONTEXPAND.
+fn device_vma(start: u64, pages: u64) -> mmkit::Vma {
+    let f = VmFlags::READ
+        | VmFlags::WRITE
+        | VmFlags::SHARED
+        | VmFlags::MAYREAD
+        | VmFlags::MAYWRITE
+        | VmFlags::MAYSHARE
+        | VmFlags::IO
+        | VmFlags::PFNMAP
+        | VmFlags::DONTEXPAND
+        | VmFlags::DONTDUMP;
+    mmkit::Vma {
+        start,
+        end: start + pages * P,
+        flags: f,
+        pgoff: 0,
+        backing: Backing::Device { phys_base: 0xfe00_0000 },
+        anon_vma: None,
+        name: None,
+    }
+}
+
+#[test]
+fn e_dontexpand_pfnmap_growth_efault_dontunmap_einval() {
+    let mut s = space();
+    s.insert_vma_unmerged(device_vma(BASE, 2)).unwrap();
+    assert_eq!(s.sys_mremap(BASE, 2 * P, 4 * P, MREMAP_MAYMOVE, 0), Err(Errno::EFAULT));
+    assert_eq!(
+        s.sys_mremap(BASE, 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0),
+        Err(Errno::EINVAL)
+    );
+    // Shrinking and same-size moves are allowed.
+    assert_eq!(s.sys_mremap(BASE, 2 * P, P, 0, 0), Ok(BASE));
+    let dst = BASE + 64 * P;
+    assert_eq!(s.sys_mremap(BASE, P, P, MOVE_FIXED, dst), Ok(dst));
+    assert!(vma_at(&s, dst).flags.contains(VmFlags::PFNMAP));
+}
+
+mod bad_input {
+    //! Raw register values, extremes included, never panic and never break the invariants
+    //! (sorted, non-overlapping VMAs; counters equal to their recomputation), for mremap,
+    //! madvise, mlock* and msync mixed with mmap/munmap/mprotect.
+    use super::common::*;
+    use proptest::prelude::*;
+
+    fn arg() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            (0u64..64).prop_map(|p| BASE + p * P),
+            (0u64..64).prop_map(|p| BASE + p * P + 1),
+            (0u64..16).prop_map(|p| p * P),
+            (0u64..16).prop_map(|p| (p * P).wrapping_neg()),
+            Just(u64::MAX),
+            Just(1u64 << 47),
+            Just((1u64 << 47) - P),
+            any::<u64>(),
+        ]
+    }
+
+    fn len() -> impl Strategy<Value = u64> {
+        prop_oneof![(0u64..24).prop_map(|p| p * P), (0u64..24).prop_map(|p| p * P + 7), arg()]
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Mmap(u64, u64, u64, u64),
+        Munmap(u64, u64),
+        Mprotect(u64, u64, u64),
+        Mremap(u64, u64, u64, u64, u64),
+        Madvise(u64, u64, u64),
+        Mlock2(u64, u64, u64),
+        Munlock(u64, u64),
+        Mlockall(u64),
+        Munlockall,
+        Msync(u64, u64, u64),
+        Write(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => ((0u64..64), (1u64..16), 0u64..8, prop::bool::ANY).prop_map(|(p, n, prot, sh)| {
+                Op::Mmap(BASE + p * P, n * P, prot, if sh { SHANON } else { ANON })
+            }),
+            1 => (arg(), len()).prop_map(|(a, l)| Op::Munmap(a, l)),
+            1 => (arg(), len(), 0u64..8).prop_map(|(a, l, p)| Op::Mprotect(a, l, p)),
+            4 => (arg(), len(), len(), prop_oneof![0u64..8, any::<u64>()], arg())
+                .prop_map(|(a, o, n, f, na)| Op::Mremap(a, o, n, f, na)),
+            4 => (arg(), len(), prop_oneof![0u64..26, 100u64..104, any::<u64>()])
+                .prop_map(|(a, l, v)| Op::Madvise(a, l, v)),
+            1 => (arg(), len(), prop_oneof![0u64..3, any::<u64>()]).prop_map(|(a, l, f)| Op::Mlock2(a, l, f)),
+            1 => (arg(), len()).prop_map(|(a, l)| Op::Munlock(a, l)),
+            1 => (0u64..9).prop_map(Op::Mlockall),
+            1 => Just(Op::Munlockall),
+            1 => (arg(), len(), prop_oneof![0u64..8, any::<u64>()]).prop_map(|(a, l, f)| Op::Msync(a, l, f)),
+            1 => (0u64..64).prop_map(|p| Op::Write(BASE + p * P)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #[test]
+        fn never_panics_and_keeps_invariants(
+            ops in prop::collection::vec(op(), 1..40),
+            memlock in prop_oneof![Just(0u64), Just(4 * P), Just(8u64 << 20)],
+            max in prop_oneof![Just(6usize), Just(65530usize)],
+        ) {
+            let mut s = space_with(|c| { c.rlimit_memlock = memlock; c.max_map_count = max; });
+            for o in ops {
+                let before = layout(&s);
+                let r = match o {
+                    Op::Mmap(a, l, p, f) => mmap(&mut s, a, l, p, f | MAP_FIXED).map(|_| 0),
+                    Op::Munmap(a, l) => s.sys_munmap(a, l),
+                    Op::Mprotect(a, l, p) => s.sys_mprotect(a, l, p),
+                    Op::Mremap(a, o, n, f, na) => s.sys_mremap(a, o, n, f, na),
+                    Op::Madvise(a, l, v) => s.sys_madvise(a, l, v),
+                    Op::Mlock2(a, l, f) => s.sys_mlock2(a, l, f),
+                    Op::Munlock(a, l) => s.sys_munlock(a, l),
+                    Op::Mlockall(f) => s.sys_mlockall(f),
+                    Op::Munlockall => s.sys_munlockall(),
+                    Op::Msync(a, l, f) => {
+                        let r = s.sys_msync(a, l, f);
+                        prop_assert_eq!(&layout(&s), &before, "msync never changes VMAs");
+                        r
+                    }
+                    Op::Write(a) => s.write_fault(a).map(|_| 0),
+                };
+                let _ = r;
+                s.check_invariants(false);
+            }
+        }
+    }
 }

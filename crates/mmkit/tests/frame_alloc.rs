@@ -5,7 +5,7 @@ use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use mmkit::addr::{PhysAddr, Pfn};
+use mmkit::addr::{Pfn, PhysAddr};
 use mmkit::frame::{
     AllocError, FrameAllocator, FrameConfig, FreeError, Gfp, GfpFlags, InitError, MemKind,
     MemRegion, PageFlags, ZoneKind, MAX_ORDER, NR_ORDERS,
@@ -57,7 +57,12 @@ impl PhysAccess for Host {
     }
 }
 
-/// A settable CPU id.
+thread_local! {
+    /// Set by threads that act as one CPU each, so that per-CPU lists really run in parallel.
+    static THREAD_CPU: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// A settable CPU id (a thread's own id wins when set).
 struct Cpus {
     cur: AtomicUsize,
     n: usize,
@@ -71,7 +76,7 @@ impl Cpus {
 
 impl CpuId for Cpus {
     fn current_cpu(&self) -> usize {
-        self.cur.load(Ordering::Relaxed)
+        THREAD_CPU.with(|c| c.get()).unwrap_or_else(|| self.cur.load(Ordering::Relaxed))
     }
     fn cpu_count(&self) -> usize {
         self.n
@@ -81,7 +86,11 @@ impl CpuId for Cpus {
 type Fa = FrameAllocator<Host, Cpus>;
 
 fn no_wmark() -> FrameConfig {
-    FrameConfig { dma32_end: PhysAddr(1 << 32), min_free_kbytes: Some(0), watermark_scale_factor: 0 }
+    FrameConfig {
+        dma32_end: PhysAddr(1 << 32),
+        min_free_kbytes: Some(0),
+        watermark_scale_factor: 0,
+    }
 }
 
 /// One usable region `[pa0, pa0 + len)`.
@@ -171,9 +180,10 @@ fn bad_frees_are_refused_without_damage() {
     let plain = fa.alloc(Gfp::KERNEL, 1).unwrap();
     assert_eq!(fa.free(Pfn(plain.0 + 1), 0), Err(FreeError::NotAllocated), "interior frame");
     fa.free(plain, 1).unwrap();
-    fa.get_page(a).unwrap();
+    fa.get_page(Pfn(a.0 + 2)).unwrap();
+    assert_eq!(fa.meta(a).unwrap().refcount(), 2, "a tail's reference goes to the head");
     assert_eq!(fa.free(a, 2), Err(FreeError::StillReferenced));
-    assert_eq!(fa.put_page(a), Ok(false));
+    assert_eq!(fa.put_page(Pfn(a.0 + 1)), Ok(false));
     fa.meta(a).unwrap().inc_mapcount();
     assert_eq!(fa.free(a, 2), Err(FreeError::StillMapped));
     fa.meta(a).unwrap().dec_mapcount();
@@ -182,6 +192,8 @@ fn bad_frees_are_refused_without_damage() {
     let b = fa.alloc_frame().unwrap();
     assert_eq!(fa.put_page(b), Ok(true));
     assert_eq!(fa.free(b, 0), Err(FreeError::DoubleFree), "on the per-CPU list");
+    assert_eq!(fa.put_page(b), Err(FreeError::DoubleFree));
+    assert_eq!(fa.get_page(b), Err(FreeError::NotAllocated));
     assert_eq!(fa.alloc(Gfp::KERNEL, 11), Err(AllocError::BadOrder));
     leak_check(&fa);
 }
@@ -267,7 +279,10 @@ fn bad_maps_are_refused() {
     assert_eq!(e(&[MemRegion::new(100, 4000, MemKind::Usable)]), Some(InitError::NoUsableMemory));
     assert_eq!(e(&[MemRegion::new(8192, 4096, MemKind::Usable)]), Some(InitError::BadRegion));
     assert_eq!(
-        e(&[MemRegion::new(0, 2 * MIB, MemKind::Usable), MemRegion::new(MIB, 3 * MIB, MemKind::Usable)]),
+        e(&[
+            MemRegion::new(0, 2 * MIB, MemKind::Usable),
+            MemRegion::new(MIB, 3 * MIB, MemKind::Usable)
+        ]),
         Some(InitError::BadRegion)
     );
     // Everything reserved but one frame: no room for 16 descriptor pages... of a 4 MiB span.
@@ -414,16 +429,17 @@ fn larger_zones_get_linux_batch_sizes() {
 fn parallel_alloc_free_keeps_invariants() {
     let mem = HostMem::new(0, 64 * MIB as usize);
     let fa = simple(&mem, 4);
-    // Every thread uses its own CPU id through a thread-local stand-in: here CPUs share one
-    // id provider, so run each thread's work on the shared lists (still correct, just shared).
+    // Each thread is one CPU with its own per-CPU lists; frames freed by one CPU may have
+    // been allocated by another, as in a kernel.
     std::thread::scope(|s| {
         for t in 0..4u32 {
             let fa = &fa;
             s.spawn(move || {
+                THREAD_CPU.with(|c| c.set(Some(t as usize)));
                 let mut held = Vec::new();
                 for i in 0..2000u32 {
                     if (i * 7 + t) % 3 != 0 || held.is_empty() {
-                        let order = (i % 4) as u32;
+                        let order = i % 4;
                         if let Ok(p) = fa.alloc(Gfp::KERNEL, order) {
                             held.push((p, order));
                         }
@@ -508,7 +524,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        5 => (0u32..=MAX_ORDER as u32 + 1, 0u8..3).prop_map(|(order, zone)| Op::Alloc { order, zone }),
+        5 => (0u32..=MAX_ORDER as u32 + 1, 0u8..3)
+            .prop_map(|(order, zone)| Op::Alloc { order, zone }),
         4 => any::<usize>().prop_map(Op::Free),
         1 => (0usize..3).prop_map(Op::Cpu),
         1 => Just(Op::Drain),
@@ -572,4 +589,69 @@ proptest! {
         let now: Vec<[u64; NR_ORDERS]> = fa.stats().zones.iter().map(|z| z.free_blocks).collect();
         prop_assert_eq!(now, boot_blocks);
     }
+}
+
+#[test]
+fn page_table_frames_come_zeroed_and_go_back() {
+    use mmkit::paging::TableMemory;
+    let mem = HostMem::new(0, 4 * MIB as usize);
+    let fa = simple(&mem, 1);
+    let a = fa.alloc_frame().unwrap();
+    // SAFETY: the frame is ours.
+    unsafe { std::ptr::write_bytes(fa.frame_ptr(a), 0x5A, 4096) };
+    fa.free(a, 0).unwrap();
+    let t = fa.alloc_table().unwrap();
+    assert_eq!(t, a.addr(), "the hot per-CPU frame is reused");
+    // SAFETY: the table frame is ours.
+    let bytes = unsafe { std::slice::from_raw_parts(fa.phys_to_ptr(t), 4096) };
+    assert!(bytes.iter().all(|&b| b == 0), "table frames are zeroed");
+    fa.fault_injector().fail_nth(1);
+    assert!(fa.alloc_table().is_err());
+    // SAFETY: `t` came from alloc_table and is not used again.
+    unsafe { fa.free_table(t) };
+    leak_check(&fa);
+}
+
+/// The page-table engine on top of the frame allocator: every table frame comes from the
+/// buddy allocator and goes back on teardown, also when the N-th frame allocation fails.
+#[test]
+fn page_tables_on_the_frame_allocator_fail_cleanly() {
+    use mmkit::addr::VirtAddr;
+    use mmkit::paging::{Attrs, PageSize, PageTable, PteFlags, X86_64};
+    let mem = HostMem::new(0, 8 * MIB as usize);
+    let fa = simple(&mem, 1);
+    let attrs = Attrs::new(PteFlags::READ | PteFlags::WRITE | PteFlags::USER);
+    // Spread over different upper-level tables, so each map may need new tables.
+    let vas: Vec<u64> = (0..24u64).map(|i| (i << 39) / 3 + (i << 30) + (i << 21)).collect();
+    let run = |fa: &Fa| -> Result<(), ()> {
+        let pt: PageTable<X86_64, &Fa> = PageTable::new(fa).map_err(|_| ())?;
+        let mut r = Ok(());
+        for (i, &va) in vas.iter().enumerate() {
+            let data = match fa.alloc_frame() {
+                Ok(p) => p,
+                Err(_) => {
+                    r = Err(());
+                    break;
+                }
+            };
+            let va = VirtAddr(va & !0xfff & ((1 << 47) - 1));
+            if pt.map(va, data.addr(), PageSize::Size4K, attrs).is_err() {
+                fa.free(data, 0).unwrap();
+                r = Err(());
+                break;
+            }
+            assert_eq!(pt.query(va).map(|t| t.pa.0 & !0xfff).ok(), Some(data.addr().0), "{i}");
+        }
+        pt.teardown(|m| fa.free(Pfn::containing(m.pa), 0).unwrap());
+        r
+    };
+    run(&fa).unwrap();
+    leak_check(&fa);
+    let total = fa.stats().zones[0].allocs;
+    for n in 1..=total {
+        fa.fault_injector().fail_nth(n);
+        assert!(run(&fa).is_err(), "allocation {n} of {total} must fail");
+        leak_check(&fa);
+    }
+    fa.fault_injector().disarm();
 }

@@ -1,6 +1,6 @@
 //! The Linux oracle test (issue 2, deliverable 8(b)): random sequences of memory syscalls
 //! run twice — natively on the host kernel, inside a private window of this test process's
-//! own address space, and through mmkit's [`AddressSpace`] — and every return value / errno
+//! own address space, and through mmkit's `AddressSpace` — and every return value / errno
 //! and the resulting VMAs (range, `rwxp/s`, maps offset, smaps `VmFlags`) must be equal.
 //!
 //! # How the host side is kept honest and harmless
@@ -22,14 +22,29 @@
 //!   address; when it lies outside, the model's must lie outside too. Either way the mapping
 //!   is unmapped again at once on both sides. Hints inside the window are exact: Linux
 //!   honours a free, valid hint, and so must the model.
-//! * Populating memory is done with MADV_POPULATE_WRITE / MAP_POPULATE / mlock instead of
-//!   touching it, and the model is given the same call, so anon_vma assignment (which decides
-//!   whether neighbouring private VMAs may merge) is covered without faults.
+//! * Populating memory is done mostly with MADV_POPULATE_WRITE / MAP_POPULATE / mlock, which
+//!   the model is given as the same call, so anon_vma assignment (which decides whether
+//!   neighbouring private VMAs may merge) is covered without faults. A few `touch` steps
+//!   also store one byte for real (only where the host's maps prove the store cannot fault
+//!   fatally; see `run::touch_host`) and call `AddressSpace::write_fault` on the model.
+//!
+//! # What is compared
+//! After every call: the return value or errno (an address exactly when the host's lies in
+//! the free region, by class otherwise, see above); every VMA in the free region — start,
+//! end, `rwxp/s`, the maps offset, and the `VmFlags:` codes of `/proc/self/smaps` (so
+//! VM_ACCOUNT, VM_NORESERVE, VM_LOCKED, advice bits and the like, which decide merging, are
+//! checked too); and the `/proc/self/status` counters VmLck, VmStk and VmExe+VmLib (as
+//! deltas from the start of the sequence) against the model's `locked_vm`, `stack_vm` and
+//! `exec_vm`. A panic in the model is caught and reported as a mismatch.
 //!
 //! # Knobs
 //! `MMKIT_ORACLE_OPS` (total operations, default 3000), `MMKIT_ORACLE_SEED` (first seed,
-//! default 1), `MMKIT_ORACLE_SEQ_LEN` (operations per sequence, default 30). For local
-//! iteration only, `MMKIT_ORACLE_SKIP=1` skips the test.
+//! default 1), `MMKIT_ORACLE_SEQ_LEN` (operations per sequence, default 40; a reported seed
+//! is replayed alone with `MMKIT_ORACLE_SEED=<seed> MMKIT_ORACLE_OPS=<seq len>`),
+//! `MMKIT_ORACLE_MAX_SHRINK` (mismatch kinds to shrink, default 40). For local iteration
+//! only: `MMKIT_ORACLE_SKIP=1` skips the test; `MMKIT_ORACLE_HOST_ONLY=1` runs the host side
+//! alone (generator coverage, no comparison); `MMKIT_ORACLE_SHOW=EINVAL` (or `ok(0)`, ...)
+//! prints the host calls with that result.
 //!
 //! On a mismatch the test keeps going with the next sequence, groups mismatches by kind,
 //! shrinks the first sequence of each kind to a minimal reproducer (greedy removal of

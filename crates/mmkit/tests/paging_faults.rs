@@ -6,8 +6,7 @@
 use mmkit::addr::PageRange;
 use mmkit::paging::{
     Aarch64, Arch, Attrs, CopyError, Decoded, HeapTableMemory, LoongArch64, MapError, Mapping,
-    PageSize, PageTable, ProtectError, PteFlags, Sv39, Sv48, Sv57, UnmapError, X86_64La57,
-    X86_64,
+    PageSize, PageTable, ProtectError, PteFlags, Sv39, Sv48, Sv57, UnmapError, X86_64La57, X86_64,
 };
 use mmkit::{PhysAddr, VirtAddr};
 
@@ -61,7 +60,8 @@ fn inject<A: Arch, E: core::fmt::Debug + PartialEq>(
     let ref_mem = HeapTableMemory::new();
     let mut reference = Pt::<A>::new(&ref_mem).unwrap();
     setup(&reference);
-    op(&mut reference).unwrap_or_else(|e| panic!("{}/{name}: reference run failed: {e:?}", A::NAME));
+    op(&mut reference)
+        .unwrap_or_else(|e| panic!("{}/{name}: reference run failed: {e:?}", A::NAME));
     let want = leaves(&reference);
     check_invariants(&reference, &ref_mem);
 
@@ -110,10 +110,13 @@ fn map<A: Arch>(pt: &Pt<'_, A>, va: u64, pa: u64, size: PageSize) -> Result<(), 
 fn scenarios<A: Arch>() {
     let bs = big::<A>().bytes();
     let base = 4 * G1; // 4 GiB: aligned to every leaf size.
-    // 1. A 4 KiB map into an empty table needs LEVELS - 1 tables.
-    inject::<A, _>("map-empty", MapError::OutOfMemory, |_| {}, |pt| {
-        map(pt, base + 0x5000, 0x7000, PageSize::Size4K)
-    });
+                       // 1. A 4 KiB map into an empty table needs LEVELS - 1 tables.
+    inject::<A, _>(
+        "map-empty",
+        MapError::OutOfMemory,
+        |_| {},
+        |pt| map(pt, base + 0x5000, 0x7000, PageSize::Size4K),
+    );
     // 2. A 4 KiB map next to existing tables needs only the missing lower ones.
     inject::<A, _>(
         "map-partial-path",
@@ -262,17 +265,32 @@ fn bad_input<A: Arch>() {
     let mem = HeapTableMemory::new();
     let mut pt = Pt::<A>::new(&mem).unwrap();
     let a = Attrs::new(RW);
-    assert_eq!(pt.map(VirtAddr(0x1001), PhysAddr(0), PageSize::Size4K, a), Err(MapError::Misaligned));
+    assert_eq!(
+        pt.map(VirtAddr(0x1001), PhysAddr(0), PageSize::Size4K, a),
+        Err(MapError::Misaligned)
+    );
     assert_eq!(pt.map(VirtAddr(M2), PhysAddr(K4), PageSize::Size2M, a), Err(MapError::Misaligned));
     let non_canonical = 1u64 << (12 + 9 * A::LEVELS as u32);
-    assert_eq!(pt.map(VirtAddr(non_canonical), PhysAddr(0), PageSize::Size4K, a), Err(MapError::OutOfRange));
-    assert_eq!(pt.map(VirtAddr(0), PhysAddr(1 << A::PA_BITS), PageSize::Size4K, a), Err(MapError::BadPhysAddr));
-    assert_eq!(pt.map(VirtAddr(0), PhysAddr(u64::MAX & !0xfff), PageSize::Size4K, a), Err(MapError::BadPhysAddr));
+    assert_eq!(
+        pt.map(VirtAddr(non_canonical), PhysAddr(0), PageSize::Size4K, a),
+        Err(MapError::OutOfRange)
+    );
+    assert_eq!(
+        pt.map(VirtAddr(0), PhysAddr(1 << A::PA_BITS), PageSize::Size4K, a),
+        Err(MapError::BadPhysAddr)
+    );
+    assert_eq!(
+        pt.map(VirtAddr(0), PhysAddr(!0xfff), PageSize::Size4K, a),
+        Err(MapError::BadPhysAddr)
+    );
     pt.map(VirtAddr(0), PhysAddr(0), PageSize::Size4K, a).unwrap();
     assert_eq!(pt.map(VirtAddr(0), PhysAddr(0), PageSize::Size4K, a), Err(MapError::AlreadyMapped));
     if A::MAX_LEAF_LEVEL >= 1 {
         // A 2 MiB leaf over an existing page table.
-        assert_eq!(pt.map(VirtAddr(0), PhysAddr(0), PageSize::Size2M, a), Err(MapError::AlreadyMapped));
+        assert_eq!(
+            pt.map(VirtAddr(0), PhysAddr(0), PageSize::Size2M, a),
+            Err(MapError::AlreadyMapped)
+        );
     }
     let bad = PageRange::new(non_canonical - K4, non_canonical + K4).unwrap();
     assert_eq!(pt.unmap(bad, |_| {}), Err(UnmapError::OutOfRange));
@@ -373,7 +391,8 @@ fn concurrent_map_under_shared_borrow() {
                 for i in 0..2048u64 {
                     // Every thread tries every page; spread across many tables.
                     let va = G1 + ((i * 7 + t) % 2048) * 256 * K4;
-                    if pt.map(VirtAddr(va), PhysAddr(va), PageSize::Size4K, Attrs::new(RW)).is_ok() {
+                    if pt.map(VirtAddr(va), PhysAddr(va), PageSize::Size4K, Attrs::new(RW)).is_ok()
+                    {
                         wins.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                 }
@@ -385,4 +404,86 @@ fn concurrent_map_under_shared_borrow() {
     assert_eq!(pt.table_count(), mem.live());
     drop(pt);
     assert_eq!(mem.live(), 0);
+}
+
+/// Breaking COW after fork: the child's leaf is replaced by a private copy only if it is
+/// still the expected one (`pte_same()`), and a stale expectation is refused.
+#[test]
+fn cow_break_with_replace_leaf() {
+    fn check<A: Arch>() {
+        let (pm, cm) = (HeapTableMemory::new(), HeapTableMemory::new());
+        let mut parent = Pt::<A>::new(&pm).unwrap();
+        let mut child = Pt::<A>::new(&cm).unwrap();
+        let a = Attrs::new(RW | PteFlags::ACCESSED | PteFlags::DIRTY);
+        parent.map(VirtAddr(G1), PhysAddr(0x7000), PageSize::Size4K, a).unwrap();
+        let r = PageRange::new(G1, G1 + K4).unwrap();
+        let mut copied = Vec::new();
+        parent.copy_range(&mut child, r, true, |m| copied.push(m)).unwrap().ignore();
+        let leaf = child.query(VirtAddr(G1)).unwrap().leaf;
+        assert_eq!(copied, vec![leaf]);
+        assert!(leaf.attrs.flags.contains(PteFlags::COW));
+        assert!(!leaf.attrs.flags.contains(PteFlags::WRITE | PteFlags::ACCESSED));
+        let mut new = leaf.attrs;
+        new.flags = (new.flags - PteFlags::COW) | PteFlags::WRITE | PteFlags::DIRTY;
+        let f = child.replace_leaf(leaf, PhysAddr(0x9000), new).unwrap();
+        assert!(f.is_needed());
+        f.ignore();
+        let now = child.query(VirtAddr(G1)).unwrap().leaf;
+        assert_eq!((now.pa.0, now.attrs), (0x9000, A::normalize(new)));
+        // The old expectation is stale now.
+        assert_eq!(
+            child.replace_leaf(leaf, PhysAddr(0xa000), new),
+            Err(mmkit::paging::ReplaceError::Changed)
+        );
+        assert_eq!(
+            child.replace_leaf(now, PhysAddr(0xa001), new),
+            Err(mmkit::paging::ReplaceError::BadPhysAddr)
+        );
+        // The parent still maps the original frame, read-only + COW.
+        let p = parent.query(VirtAddr(G1)).unwrap().leaf;
+        assert_eq!(p.pa.0, 0x7000);
+        assert!(p.attrs.flags.contains(PteFlags::COW) && !p.attrs.flags.contains(PteFlags::WRITE));
+        drop((parent, child));
+        assert_eq!(pm.live() + cm.live(), 0);
+    }
+    check::<X86_64>();
+    check::<X86_64La57>();
+    check::<Sv39>();
+    check::<Aarch64>();
+    check::<LoongArch64>();
+}
+
+/// `unmap_page` leaves emptied tables in place; `free_empty_tables` returns them, and only
+/// those wholly inside the range.
+#[test]
+fn free_empty_tables_after_unmap_page() {
+    fn check<A: Arch>() {
+        let mem = HeapTableMemory::new();
+        let mut pt = Pt::<A>::new(&mem).unwrap();
+        let a = Attrs::new(RW);
+        for i in 0..4 {
+            pt.map(VirtAddr(G1 + i * M2), PhysAddr(i * K4), PageSize::Size4K, a).unwrap();
+        }
+        let tables = pt.table_count();
+        assert_eq!(tables, A::LEVELS + 3);
+        for i in 0..3 {
+            pt.unmap_page(VirtAddr(G1 + i * M2)).unwrap().1.ignore();
+        }
+        assert_eq!(pt.table_count(), tables, "unmap_page frees no table");
+        // A range that only partly covers the first 2 MiB table frees nothing there.
+        let r = PageRange::new(G1 + K4, G1 + 2 * M2).unwrap();
+        let f = pt.free_empty_tables(r).unwrap();
+        assert!(f.is_needed());
+        f.ignore();
+        assert_eq!(pt.table_count(), tables - 1);
+        let r = PageRange::new(G1, G1 + 4 * M2).unwrap();
+        pt.free_empty_tables(r).unwrap().ignore();
+        assert_eq!(pt.table_count(), tables - 3, "the still-used table stays");
+        assert_eq!(pt.query(VirtAddr(G1 + 3 * M2)).unwrap().pa.0, 3 * K4);
+        assert_eq!(mem.live(), pt.table_count());
+    }
+    check::<X86_64>();
+    check::<Sv39>();
+    check::<Aarch64>();
+    check::<LoongArch64>();
 }

@@ -1,11 +1,11 @@
 //! Golden entry encodings for every format, checked against the architecture manuals and
 //! Linux's own `pgprot` constants, plus encode/decode round trips.
 
+use mmkit::paging::HeapTableMemory;
 use mmkit::paging::{
     Aarch64, Arch, Attrs, CacheMode, Decoded, LoongArch64, PageSize, PageTable, PteFlags, Sv39,
     Sv39NoPbmt, Sv48, Sv57, X86_64La57, X86_64,
 };
-use mmkit::paging::HeapTableMemory;
 use mmkit::{PhysAddr, VirtAddr};
 use proptest::prelude::*;
 
@@ -29,7 +29,12 @@ fn wb(flags: PteFlags) -> Attrs {
 fn golden<Ar: Arch>(pa: u64, a: Attrs, level: usize, expect: u64) {
     let a = Ar::normalize(a);
     let raw = Ar::encode_leaf(pa, a, level);
-    assert_eq!(raw, expect, "{}: encode {a:?} level {level}: got {raw:#x}, want {expect:#x}", Ar::NAME);
+    assert_eq!(
+        raw,
+        expect,
+        "{}: encode {a:?} level {level}: got {raw:#x}, want {expect:#x}",
+        Ar::NAME
+    );
     assert_eq!(Ar::decode(raw, level), Decoded::Leaf(pa, a), "{}: decode {raw:#x}", Ar::NAME);
 }
 
@@ -128,8 +133,18 @@ fn aarch64_golden() {
     // Kernel text (PAGE_KERNEL_ROX): read-only, PXN clear, UXN set, 1 GiB level-1 block.
     golden::<Aarch64>(0x4000_0000, wb(R | X | A | G), 2, 0x0040_0000_4000_0781);
     // Device-nGnRnE (AttrIndx 3) and Normal-NC (AttrIndx 2), as Linux's MAIR layout.
-    golden::<Aarch64>(0x9000_0000, at(R | W | A | D | G, CacheMode::Uncached), 0, 0x00e8_0000_9000_070f);
-    golden::<Aarch64>(0x9000_0000, at(R | W | A | D | G, CacheMode::WriteCombining), 0, 0x00e8_0000_9000_070b);
+    golden::<Aarch64>(
+        0x9000_0000,
+        at(R | W | A | D | G, CacheMode::Uncached),
+        0,
+        0x00e8_0000_9000_070f,
+    );
+    golden::<Aarch64>(
+        0x9000_0000,
+        at(R | W | A | D | G, CacheMode::WriteCombining),
+        0,
+        0x00e8_0000_9000_070b,
+    );
     // COW (bit 56) on a write-protected dirty page: sw dirty (55), RDONLY.
     golden::<Aarch64>(0x3000, wb(R | U | A | D | COW), 0, 0x01e0_0000_0000_3fc3);
     // PROT_NONE: valid bit clear, software bit 58; type bit kept, AP[1] remembers "user".
@@ -148,8 +163,9 @@ fn aarch64_golden() {
 
 #[test]
 fn loongarch64_golden() {
-    // User RW, accessed, clean, no exec: _PAGE_VALID(0) | PLV 3 (0xc) | _CACHE_CC (0x10)
-    // | _PAGE_PRESENT (0x80) | _PAGE_WRITE (0x100) | _PAGE_NO_EXEC (62) = 0x400..019d.
+    // User RW, accessed, clean, no exec = Linux protection_map[VM_SHARED|VM_WRITE|VM_READ]
+    // (arch/loongarch/mm/cache.c): _CACHE_CC (0x10) | _PAGE_VALID (1) | _PAGE_USER (PLV 3,
+    // 0xc) | _PAGE_PRESENT (0x80) | _PAGE_NO_EXEC (62) | _PAGE_WRITE (0x100) = 0x400..019d.
     // D (bit 1) stays clear until the page is modified.
     golden::<LoongArch64>(0x9000_0000, wb(R | W | U | A), 0, 0x4000_0000_9000_019d);
     // ...and once dirty: _PAGE_MODIFIED (0x200) and hardware D (0x2).
@@ -161,7 +177,8 @@ fn loongarch64_golden() {
     golden::<LoongArch64>(0x20_0000, wb(R | W | X | A | D | G), 1, 0x20_13d3);
     // Exec-only user page: _PAGE_NO_READ (61).
     golden::<LoongArch64>(0x1000, wb(X | U | A), 0, 0x2000_0000_0000_109d);
-    // Linux PAGE_NONE = _PAGE_PROTNONE | _PAGE_NO_READ | _PAGE_USER | _CACHE_CC, plus NX.
+    // Linux protection_map[VM_NONE] = _CACHE_CC | _PAGE_USER | _PAGE_NO_EXEC |
+    // _PAGE_NO_READ | _PAGE_PROTNONE (0x400) = 0x6000..041c.
     golden::<LoongArch64>(0x1000, wb(U), 0, 0x6000_0000_0000_141c);
     // MAT: SUC = 0, WUC = 2 (bits 5:4).
     golden::<LoongArch64>(0x1000, at(R | A, CacheMode::Uncached), 0, 0x4000_0000_0000_1081);
@@ -181,9 +198,14 @@ fn loongarch64_golden() {
 
 fn all_attrs() -> impl Iterator<Item = Attrs> {
     (0u16..256).flat_map(|bits| {
-        [CacheMode::WriteBack, CacheMode::WriteThrough, CacheMode::WriteCombining, CacheMode::Uncached]
-            .into_iter()
-            .map(move |cache| Attrs { flags: PteFlags::from_bits_truncate(bits), cache })
+        [
+            CacheMode::WriteBack,
+            CacheMode::WriteThrough,
+            CacheMode::WriteCombining,
+            CacheMode::Uncached,
+        ]
+        .into_iter()
+        .map(move |cache| Attrs { flags: PteFlags::from_bits_truncate(bits), cache })
     })
 }
 
@@ -193,7 +215,12 @@ fn roundtrip<Ar: Arch>() {
         for a in all_attrs() {
             let n = Ar::normalize(a);
             assert_eq!(Ar::normalize(n), n, "{}: normalize not idempotent", Ar::NAME);
-            assert_eq!(n.flags.is_protnone(), a.flags.is_protnone(), "{}: PROT_NONE changed", Ar::NAME);
+            assert_eq!(
+                n.flags.is_protnone(),
+                a.flags.is_protnone(),
+                "{}: PROT_NONE changed",
+                Ar::NAME
+            );
             let raw = Ar::encode_leaf(pa, n, level);
             assert_ne!(raw, 0);
             assert_eq!(Ar::decode(raw, level), Decoded::Leaf(pa, n), "{} {a:?} {raw:#x}", Ar::NAME);
@@ -220,11 +247,21 @@ fn roundtrip_all_formats() {
     roundtrip::<LoongArch64>();
 }
 
-fn prop_roundtrip<Ar: Arch>(pfn: u64, bits: u16, cache: u8, level: usize) -> Result<(), TestCaseError> {
+fn prop_roundtrip<Ar: Arch>(
+    pfn: u64,
+    bits: u16,
+    cache: u8,
+    level: usize,
+) -> Result<(), TestCaseError> {
     let level = level % (Ar::MAX_LEAF_LEVEL + 1);
     let shift = 12 + 9 * level as u32;
     let pa = (pfn << shift) & ((1u64 << Ar::PA_BITS) - 1);
-    let cache = [CacheMode::WriteBack, CacheMode::WriteThrough, CacheMode::WriteCombining, CacheMode::Uncached][cache as usize % 4];
+    let cache = [
+        CacheMode::WriteBack,
+        CacheMode::WriteThrough,
+        CacheMode::WriteCombining,
+        CacheMode::Uncached,
+    ][cache as usize % 4];
     let a = Ar::normalize(Attrs { flags: PteFlags::from_bits_truncate(bits), cache });
     prop_assert_eq!(Ar::decode(Ar::encode_leaf(pa, a, level), level), Decoded::Leaf(pa, a));
     Ok(())

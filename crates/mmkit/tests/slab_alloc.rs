@@ -51,6 +51,11 @@ impl PhysAccess for Host {
     }
 }
 
+thread_local! {
+    /// Set by threads that act as one CPU each, so that per-CPU lists really run in parallel.
+    static THREAD_CPU: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
 struct Cpus {
     cur: AtomicUsize,
     n: usize,
@@ -58,7 +63,7 @@ struct Cpus {
 
 impl CpuId for Cpus {
     fn current_cpu(&self) -> usize {
-        self.cur.load(Ordering::Relaxed)
+        THREAD_CPU.with(|c| c.get()).unwrap_or_else(|| self.cur.load(Ordering::Relaxed))
     }
     fn cpu_count(&self) -> usize {
         self.n
@@ -200,8 +205,10 @@ fn foreign_and_misaligned_frees_are_refused() {
         assert_eq!(c64.free(&fa, b.as_ptr()), Err(SlabError::BadObject), "wrong cache");
         assert_eq!(c64.free(&fa, a.add(8)), Err(SlabError::BadObject), "inside an object");
         assert_eq!(k.free(NonNull::new(a).unwrap()), Err(SlabError::BadObject), "typed object");
+        let wrong = Layout::from_size_align(300, 8).unwrap();
+        assert_eq!(k.free_layout(b, wrong), Err(SlabError::BadObject), "layout of another class");
         c64.free(&fa, a).unwrap();
-        k.free(b).unwrap();
+        k.free_layout(b, Layout::from_size_align(64, 8).unwrap()).unwrap();
     }
     c64.check(&fa).unwrap();
     c64.shrink(&fa);
@@ -271,7 +278,8 @@ fn typed_caches_construct_and_drop() {
         unsafe {
             assert_eq!(held[42].as_ref().start, 42 << 12);
             assert_eq!(t.as_ref()[511], 7);
-            let named = vmas.alloc(VmaNode { start: 0, end: 1, flags: 0, name: Some("[heap]".into()) });
+            let named =
+                vmas.alloc(VmaNode { start: 0, end: 1, flags: 0, name: Some("[heap]".into()) });
             vmas.free(named.unwrap()).unwrap();
             for p in held {
                 vmas.free(p).unwrap();
@@ -321,8 +329,10 @@ fn global_alloc_smoke() {
     drop(k);
     frames_back_to_boot(&fa);
 
-    // The static wrapper returns null until initialised.
-    let g: GlobalKmalloc<Host, Cpus> = GlobalKmalloc::new();
+    // The wrapper lives in a static, as a `#[global_allocator]` would, and returns null
+    // until initialised.
+    static HEAP: GlobalKmalloc<Host, Cpus> = GlobalKmalloc::new();
+    let g = &HEAP;
     // SAFETY: non-zero size.
     assert!(unsafe { g.alloc(Layout::new::<u64>()) }.is_null());
     let mem2: &'static HostMem = Box::leak(Box::new(HostMem::new(4 * MIB)));
@@ -441,6 +451,7 @@ fn parallel_kmalloc() {
         for t in 0..4usize {
             let k = &k;
             s.spawn(move || {
+                THREAD_CPU.with(|c| c.set(Some(t)));
                 let mut held = Vec::new();
                 for i in 0..3000usize {
                     if (i + t) % 3 != 0 || held.is_empty() {
@@ -471,13 +482,54 @@ fn parallel_kmalloc() {
     frames_back_to_boot(&fa);
 }
 
+#[test]
+fn objects_freed_on_other_cpus() {
+    let mem = HostMem::new(32 * MIB);
+    let fa = frames(&mem, 4);
+    let k = Kmalloc::new(&fa);
+    let pool = std::sync::Mutex::new(Vec::<usize>::new());
+    // Phase 1: every CPU allocates; phase 2: every CPU frees objects others allocated.
+    for phase in 0..2 {
+        std::thread::scope(|s| {
+            for t in 0..4usize {
+                let (k, pool) = (&k, &pool);
+                s.spawn(move || {
+                    THREAD_CPU.with(|c| c.set(Some(t)));
+                    for i in 0..1500usize {
+                        if phase == 0 {
+                            let sz = KMALLOC_SIZES[(i + t) % 12];
+                            let p = k.alloc(Layout::from_size_align(sz, 8).unwrap()).unwrap();
+                            pool.lock().unwrap().push(p.as_ptr() as usize);
+                        } else {
+                            let a = {
+                                let mut g = pool.lock().unwrap();
+                                let n = g.len();
+                                g.swap_remove((i * 31 + t) % n)
+                            };
+                            // SAFETY: allocated in phase 1, freed once.
+                            unsafe { k.free(NonNull::new(a as *mut u8).unwrap()).unwrap() };
+                        }
+                    }
+                });
+            }
+        });
+        k.check().unwrap();
+    }
+    assert!(pool.lock().unwrap().is_empty());
+    assert_eq!(k.objects_in_use(), 0);
+    drop(k);
+    frames_back_to_boot(&fa);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     /// Random kmalloc/kfree of random sizes: objects never overlap, contents survive, and the
     /// caches and frames go back to zero.
     #[test]
-    fn kmalloc_model(ops in proptest::collection::vec((1usize..6000, any::<bool>(), any::<usize>()), 1..300)) {
+    fn kmalloc_model(
+        ops in proptest::collection::vec((1usize..6000, any::<bool>(), any::<usize>()), 1..300)
+    ) {
         let mem = HostMem::new(16 * MIB);
         let fa = frames(&mem, 1);
         let k = Kmalloc::new(&fa);

@@ -70,7 +70,9 @@ impl FreeLists {
 
     /// Linux's `page_is_buddy`: `b` heads a free block of exactly `order` in the same zone.
     fn is_buddy(b: &PageMeta, order: usize, zone: u8) -> bool {
-        b.flags().contains(PageFlags::BUDDY) && b.order() as usize == order && b.zone_index() == zone
+        b.flags().contains(PageFlags::BUDDY)
+            && b.order() as usize == order
+            && b.zone_index() == zone
     }
 
     /// Linux's `__free_one_page`: returns the block at `pfn` of `order` to the lists, merging

@@ -68,23 +68,23 @@ pub(crate) const NIL: u32 = u32::MAX;
 
 /// The descriptor of one physical frame: Linux's `struct page`.
 ///
-/// Field by field (the Linux field it mirrors in brackets):
-/// - `flags` [`flags`]: [`PageFlags`].
-/// - `refcount` [`_refcount`]: references; 0 while free, 1 after allocation.
-/// - `mapcount` [`_mapcount`]: page-table mappings **minus one** (-1 = unmapped), Linux's
+/// Field by field (the Linux field it mirrors in parentheses):
+/// - `flags` (Linux: `flags`): [`PageFlags`].
+/// - `refcount` (Linux: `_refcount`): references; 0 while free, 1 after allocation.
+/// - `mapcount` (Linux: `_mapcount`): page-table mappings **minus one** (-1 = unmapped), Linux's
 ///   convention so that "first map" is the transition -1 → 0 detected by `atomic_inc_and_test`.
-/// - `order` [`compound_order` / `buddy_order`]: order of a free buddy block, or of an
+/// - `order` (Linux: `compound_order` / `buddy_order`): order of a free buddy block, or of an
 ///   allocated block's head.
-/// - `zone` [`page_zonenum`]: fixed at boot.
-/// - `lru_prev` / `lru_next` [`lru`]: list links, used by exactly one owner at a time: the
+/// - `zone` (Linux: `page_zonenum`): fixed at boot.
+/// - `lru_prev` / `lru_next` (Linux: `lru`): list links, used by exactly one owner at a time: the
 ///   buddy free list (BUDDY), a per-CPU list (PCP), a slab cache's partial/full/free list
-///   (SLAB), or, later, reclaim's LRU lists (LRU). Stored as 32-bit array indices ([`NIL`] = none).
-/// - `mapping` / `index` [`mapping`, `index`]: owning object and page offset in it, for the
+///   (SLAB), or, later, reclaim's LRU lists (LRU). Stored as 32-bit array indices (`NIL` = none).
+/// - `mapping` / `index` (Linux: `mapping`, `index`): owning object and page offset in it, for the
 ///   reverse map. `mapping` is an opaque token the owner chooses; 0 means none.
-/// - `private` [`private`]: owner data; for a tail page the head's frame number, for a slab
+/// - `private` (Linux: `private`): owner data; for a tail page the head's frame number, for a slab
 ///   the cache id.
-/// - `slab_free` / `slab_inuse` [`struct slab`'s `freelist` / `inuse`]: a slab's first free
-///   object (byte offset, [`NIL`] = none) and its count of objects handed out.
+/// - `slab_free` / `slab_inuse` (Linux: `struct slab`'s `freelist` / `inuse`): a slab's first free
+///   object (byte offset, `NIL` = none) and its count of objects handed out.
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub struct PageMeta {
@@ -108,6 +108,7 @@ const _: () = assert!(core::mem::size_of::<PageMeta>() == PAGE_META_SIZE);
 const _: () = assert!(core::mem::align_of::<PageMeta>() == PAGE_META_SIZE);
 
 impl PageMeta {
+    #[inline]
     /// A reserved, unlinked descriptor in `zone`.
     pub(crate) const fn new_reserved(zone: u8) -> Self {
         Self {
@@ -157,6 +158,7 @@ impl PageMeta {
     pub fn get(&self) {
         self.refcount.fetch_add(1, Ordering::Relaxed);
     }
+    #[inline]
     /// Takes a reference unless the count is zero (Linux's `get_page_unless_zero`), for
     /// lookups that race with the final put.
     pub fn get_unless_zero(&self) -> bool {
@@ -174,6 +176,7 @@ impl PageMeta {
         }
         false
     }
+    #[inline]
     /// Drops a reference; true when it was the last (Linux's `put_page_testzero`). Never goes
     /// below zero: a put on a free page returns false.
     pub(crate) fn put_testzero(&self) -> bool {
@@ -243,6 +246,7 @@ impl PageMeta {
     pub fn index(&self) -> u64 {
         self.index.load(Ordering::Acquire)
     }
+    #[inline]
     /// Sets owner and offset (Linux's `page->mapping = ...; page->index = ...`).
     pub fn set_mapping(&self, mapping: usize, index: u64) {
         self.index.store(index, Ordering::Relaxed);
@@ -326,7 +330,9 @@ impl MetaArray {
     ) -> Self {
         for i in 0..len as usize {
             // SAFETY: `i < len`, inside the region the caller guarantees is ours and aligned.
-            unsafe { base.as_ptr().add(i).write(PageMeta::new_reserved(zone_of(base_pfn + i as u64))) };
+            unsafe {
+                base.as_ptr().add(i).write(PageMeta::new_reserved(zone_of(base_pfn + i as u64)))
+            };
         }
         Self { base, len, base_pfn }
     }
@@ -379,6 +385,7 @@ impl MetaArray {
         self.idx(pfn.0).map(|i| self.at(i))
     }
 
+    #[inline]
     /// Linux's `page_to_pfn`: the frame a descriptor from this array describes.
     pub fn pfn_of(&self, meta: &PageMeta) -> Option<Pfn> {
         let off = (meta as *const PageMeta as usize).checked_sub(self.base.as_ptr() as usize)?;
@@ -388,5 +395,38 @@ impl MetaArray {
         } else {
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_follow_linux_conventions() {
+        let m = PageMeta::new_reserved(1);
+        assert_eq!(m.zone_index(), 1);
+        assert!(m.flags().contains(PageFlags::RESERVED));
+        // _mapcount starts at -1: page_mapcount() == 0.
+        assert_eq!(m.mapcount(), 0);
+        assert!(m.inc_mapcount());
+        assert!(!m.inc_mapcount());
+        assert_eq!(m.mapcount(), 2);
+        assert!(!m.dec_mapcount());
+        assert!(m.dec_mapcount(), "last unmap");
+        assert_eq!(m.mapcount(), 0);
+        // refcount: put to zero reports the last reference, never goes negative.
+        m.set_refcount(2);
+        assert!(!m.put_testzero());
+        assert!(m.put_testzero());
+        assert!(!m.put_testzero());
+        assert_eq!(m.refcount(), 0);
+        assert!(!m.get_unless_zero());
+        m.set_refcount(1);
+        assert!(m.get_unless_zero());
+        assert_eq!(m.refcount(), 2);
+        m.set_flags(PageFlags::DIRTY | PageFlags::LRU);
+        m.clear_flags(PageFlags::RESERVED | PageFlags::LRU);
+        assert_eq!(m.flags(), PageFlags::DIRTY);
     }
 }

@@ -33,6 +33,20 @@
 //!
 //! A CPU id at or beyond [`MAX_CPUS`] (or `cpu_count()`) is not an error: such CPUs bypass the
 //! per-CPU lists and use the zone lock directly.
+//!
+//! # Differences from Linux (mm/page_alloc.c) worth knowing
+//! - One node (no NUMA), no migratetypes (so no pageblock stealing or CMA), no
+//!   `lowmem_reserve`, no watermark boosting, no compaction or reclaim yet: when the watermark
+//!   checks fail in both passes the allocation fails with [`AllocError::OutOfMemory`].
+//! - Per-CPU lists cache order 0 only (Linux ≥ 5.13 also caches orders up to 3 and THP).
+//! - Freed blocks always go to the head of their free list (no `buddy_merge_likely` tail
+//!   placement).
+//! - A CPU's list is protected by a spin lock, as Linux ≥ 6.0 does (`pcp->lock`,
+//!   `pcp_spin_trylock`), but without disabling preemption: [`CpuId`] cannot promise that the
+//!   caller stays on its CPU, and the lock keeps the list correct if it does not. Uncontended,
+//!   that costs one atomic per operation.
+//! - Frees are checked (`free_page_is_bad`-style) and refused with a [`FreeError`] instead of
+//!   reporting a bad page and tainting the kernel.
 
 pub mod buddy;
 pub mod meta;
@@ -45,7 +59,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use bitflags::bitflags;
 
-use crate::addr::{PhysAddr, Pfn, PAGE_SHIFT, PAGE_SIZE};
+use crate::addr::{Pfn, PhysAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::Errno;
 use crate::platform::{CpuId, PhysAccess};
 
@@ -438,7 +452,8 @@ impl<P: PhysAccess, C: CpuId> FrameAllocator<P, C> {
         for (l, &(s, e, _)) in linear.iter_mut().zip(usable.iter()) {
             let p0 = phys.phys_to_ptr(Pfn(s).addr()) as usize;
             let p1 = phys.phys_to_ptr(Pfn(e - 1).addr()) as usize;
-            if p0 % PAGE_SIZE as usize != 0 || p1.wrapping_sub(p0) != ((e - 1 - s) << PAGE_SHIFT) as usize
+            if p0 & (PAGE_SIZE as usize - 1) != 0
+                || p1.wrapping_sub(p0) != ((e - 1 - s) << PAGE_SHIFT) as usize
             {
                 return Err(InitError::NonLinearMap);
             }
@@ -509,7 +524,8 @@ impl<P: PhysAccess, C: CpuId> FrameAllocator<P, C> {
         }
 
         // Watermarks: mm/page_alloc.c `calculate_min_free_kbytes` + `__setup_per_zone_wmarks`.
-        let lowmem: u64 = zones.iter().filter(|z| z.kind != ZoneKind::Movable).map(|z| z.managed).sum();
+        let lowmem: u64 =
+            zones.iter().filter(|z| z.kind != ZoneKind::Movable).map(|z| z.managed).sum();
         let min_kb = config
             .min_free_kbytes
             .unwrap_or_else(|| int_sqrt((lowmem << (PAGE_SHIFT - 10)) * 16).clamp(128, 262_144));
@@ -527,10 +543,8 @@ impl<P: PhysAccess, C: CpuId> FrameAllocator<P, C> {
                 } else {
                     (z.managed / 1024).clamp(32, 128).min(z.managed)
                 }
-            } else if lowmem == 0 {
-                0
             } else {
-                pages_min * z.managed / lowmem
+                (pages_min * z.managed).checked_div(lowmem).unwrap_or(0)
             };
             let step = (min / 4).max(z.managed * config.watermark_scale_factor / 10_000);
             let step = if min_kb == 0 { 0 } else { step };
@@ -609,8 +623,9 @@ impl<P: PhysAccess, C: CpuId> FrameAllocator<P, C> {
         None
     }
 
+    /// This CPU's per-CPU slot, `None` for CPUs beyond `cpu_count()` / [`MAX_CPUS`].
     #[inline]
-    fn cpu_slot(&self) -> Option<usize> {
+    pub(crate) fn cpu_slot(&self) -> Option<usize> {
         let c = self.cpu.current_cpu();
         (c < self.ncpus).then_some(c)
     }
@@ -688,8 +703,8 @@ impl<P: PhysAccess, C: CpuId> FrameAllocator<P, C> {
         m.set_refcount(1);
         m.reset_mapcount();
         m.set_order(order as u8);
-        m.set_mapping(0, 0);
-        m.set_private(0);
+        // `mapping`, `index` and `private` are already 0: boot starts them so and
+        // `free_unchecked` clears them (Linux's `free_pages_prepare` likewise).
         let comp = order > 0 && gfp.flags.contains(GfpFlags::COMP);
         m.store_flags(if comp { PageFlags::HEAD } else { PageFlags::empty() });
         if comp {
@@ -746,6 +761,7 @@ impl<P: PhysAccess, C: CpuId> FrameAllocator<P, C> {
         let m = self.meta.at(i);
         m.set_refcount(0);
         m.set_mapping(0, 0);
+        m.set_private(0);
         if f.contains(PageFlags::HEAD) {
             for t in 1..(1u32 << order) {
                 let tm = self.meta.at(i + t);
@@ -769,29 +785,44 @@ impl<P: PhysAccess, C: CpuId> FrameAllocator<P, C> {
         z.give(&self.meta, self.meta.pfn_of_idx(i), order);
     }
 
-    /// Takes a reference (Linux's `get_page`).
-    pub fn get_page(&self, pfn: Pfn) -> Result<(), FreeError> {
-        let m = self.meta(pfn).ok_or(FreeError::OutOfRange)?;
-        if m.get_unless_zero() {
-            Ok(())
+    /// Linux's `compound_head`: the head frame's index for a tail, else `pfn`'s own.
+    fn head_index(&self, pfn: Pfn) -> Result<u32, FreeError> {
+        let i = self.meta.idx(pfn.0).ok_or(FreeError::OutOfRange)?;
+        let m = self.meta.at(i);
+        if m.flags().contains(PageFlags::TAIL) {
+            self.meta.idx(m.private()).ok_or(FreeError::OutOfRange)
         } else {
-            Err(FreeError::DoubleFree)
+            Ok(i)
         }
     }
 
-    /// Drops a reference (Linux's `put_page`); frees the block at zero. Returns true if freed.
+    /// Takes a reference (Linux's `get_page`, which takes it on the compound head).
+    pub fn get_page(&self, pfn: Pfn) -> Result<(), FreeError> {
+        let m = self.meta.at(self.head_index(pfn)?);
+        if m.flags().contains(PageFlags::RESERVED) {
+            return Err(FreeError::Reserved);
+        }
+        if m.get_unless_zero() {
+            Ok(())
+        } else {
+            Err(FreeError::NotAllocated)
+        }
+    }
+
+    /// Drops a reference (Linux's `put_page`, on the compound head for a tail); frees the
+    /// block with its recorded order when the last reference goes. Returns true if freed.
     pub fn put_page(&self, pfn: Pfn) -> Result<bool, FreeError> {
-        let i = self.meta.idx(pfn.0).ok_or(FreeError::OutOfRange)?;
+        let i = self.head_index(pfn)?;
         let m = self.meta.at(i);
         let f = m.flags();
         if f.contains(PageFlags::RESERVED) {
             return Err(FreeError::Reserved);
         }
-        if f.contains(PageFlags::TAIL) {
-            return Err(FreeError::NotHead);
-        }
-        if f.intersects(PageFlags::BUDDY | PageFlags::PCP) || m.refcount() <= 0 {
+        if f.intersects(PageFlags::BUDDY | PageFlags::PCP) {
             return Err(FreeError::DoubleFree);
+        }
+        if m.refcount() <= 0 {
+            return Err(FreeError::NotAllocated);
         }
         if m.refcount() == 1 && m.mapcount() != 0 {
             return Err(FreeError::StillMapped);
@@ -917,5 +948,21 @@ impl<P: PhysAccess, C: CpuId> PhysAccess for FrameAllocator<P, C> {
     #[inline]
     fn phys_to_ptr(&self, pa: PhysAddr) -> *mut u8 {
         self.phys.phys_to_ptr(pa)
+    }
+}
+
+/// Page-table frames come from the frame allocator, zeroed (Linux's `pte_alloc_one` →
+/// `__get_free_page(GFP_PGTABLE_USER)`, which is `GFP_KERNEL | __GFP_ZERO`).
+impl<P: PhysAccess, C: CpuId> crate::paging::TableMemory for FrameAllocator<P, C> {
+    fn alloc_table(&self) -> Result<PhysAddr, crate::paging::OutOfMemory> {
+        self.alloc(Gfp::KERNEL.with(GfpFlags::ZERO), 0)
+            .map(Pfn::addr)
+            .map_err(|_| crate::paging::OutOfMemory)
+    }
+
+    unsafe fn free_table(&self, pa: PhysAddr) {
+        // A table frame is an order-0 block we handed out; a refusal would mean the caller
+        // broke the contract, and then leaving the frame alone is the safe choice.
+        let _ = self.free(Pfn::containing(pa), 0);
     }
 }

@@ -26,8 +26,9 @@
 //! `page_table_lock`, expressed through Rust borrows):
 //!
 //! * `&self` operations — [`PageTable::map`], [`PageTable::query`], [`PageTable::walk`],
-//!   [`PageTable::test_and_clear`], [`PageTable::update_leaf`] — may run on several CPUs at
-//!   once (page faults under `mmap_lock` held for read). Every entry is an `AtomicU64`:
+//!   [`PageTable::test_and_clear`], [`PageTable::update_leaf`], [`PageTable::replace_leaf`] —
+//!   may run on several CPUs at once (page faults under `mmap_lock` held for read). Every
+//!   entry is an `AtomicU64`:
 //!   leaves change only by compare-exchange, and a new intermediate table is built privately
 //!   and published by one compare-exchange of an empty entry (the loser frees its copy), the
 //!   lock-free equivalent of `__pte_alloc()` re-checking `pmd_none()` under the PMD lock.
@@ -48,6 +49,15 @@
 //! (unaligned or non-canonical addresses, out-of-range physical addresses). Any operation that
 //! needs table frames allocates all of them *before* touching the table, so an allocation
 //! failure leaves the table bit-for-bit unchanged and every frame returned.
+//!
+//! # Freeing tables
+//!
+//! [`PageTable::unmap`] frees the intermediate tables that lie wholly inside the unmapped
+//! range (Linux's `free_pgtables()` after `unmap_vmas()`); [`PageTable::unmap_page`], the
+//! single-page fast path, never frees tables (like `zap_pte_range()` alone);
+//! [`PageTable::free_empty_tables`] collects those afterwards. Everything is
+//! freed by [`PageTable::teardown`] or when the table is dropped; leaf frames are never
+//! freed by the engine — they are reported to the caller, who owns them.
 //!
 //! # TLB
 //!
@@ -224,15 +234,6 @@ pub trait TableMemory: PhysAccess {
     unsafe fn free_table(&self, pa: PhysAddr);
 }
 
-/// Lets a shared reference to a memory serve several tables (a parent and its fork child).
-/// (Belongs in `platform`; kept here because that file is owned elsewhere.)
-impl<T: PhysAccess + ?Sized> PhysAccess for &T {
-    #[inline]
-    fn phys_to_ptr(&self, pa: PhysAddr) -> *mut u8 {
-        (**self).phys_to_ptr(pa)
-    }
-}
-
 impl<T: TableMemory + ?Sized> TableMemory for &T {
     #[inline]
     fn alloc_table(&self) -> Result<PhysAddr, OutOfMemory> {
@@ -308,6 +309,20 @@ pub enum QueryError {
     OutOfRange,
     /// Nothing is mapped there.
     NotMapped,
+}
+
+/// Errors of [`PageTable::replace_leaf`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplaceError {
+    /// The address is not canonical for this format.
+    OutOfRange,
+    /// The new frame is misaligned for the leaf size or outside the output-address field.
+    BadPhysAddr,
+    /// Nothing is mapped there.
+    NotMapped,
+    /// The leaf is no longer the expected one (another CPU or the hardware changed it);
+    /// the caller re-reads and retries, as Linux does when `pte_same()` fails.
+    Changed,
 }
 
 /// What [`PageTable::query`] finds for one address.

@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use super::arch::{va_bits, Arch, Decoded};
 use super::{
     level_size, Attrs, CopyError, Flush, MapError, Mapping, OutOfMemory, PageSize, ProtectError,
-    PteFlags, QueryError, TableMemory, Translation, UnmapError, ENTRIES,
+    PteFlags, QueryError, ReplaceError, TableMemory, Translation, UnmapError, ENTRIES,
 };
 use crate::addr::{PageRange, PhysAddr, VirtAddr};
 
@@ -429,6 +429,37 @@ impl<A: Arch, M: TableMemory> PageTable<A, M> {
         Ok(flush)
     }
 
+    /// Replaces the leaf containing `va` by one for `new_pa` with `new_attrs` (same size),
+    /// but only if it still is exactly `expected` — the compare-exchange form of Linux's
+    /// `pte_same()` check under the PTE lock in `wp_page_copy()` (breaking COW) and
+    /// `do_numa_page()`. Returns the flush owed for the old translation.
+    pub fn replace_leaf(
+        &self,
+        expected: Mapping,
+        new_pa: PhysAddr,
+        new_attrs: Attrs,
+    ) -> Result<Flush, ReplaceError> {
+        if !Self::is_canonical(expected.va) {
+            return Err(ReplaceError::OutOfRange);
+        }
+        let sz = expected.size.bytes();
+        if new_pa.0 & (sz - 1) != 0 || new_pa.0 >> A::PA_BITS != 0 {
+            return Err(ReplaceError::BadPhysAddr);
+        }
+        let (slot, level, raw) = self.find_leaf(expected.va).ok_or(ReplaceError::NotMapped)?;
+        let old = A::encode_leaf(expected.pa.0, A::normalize(expected.attrs), level);
+        if level != expected.size.level() || raw != old || expected.va & (sz - 1) != 0 {
+            return Err(ReplaceError::Changed);
+        }
+        let new = A::encode_leaf(new_pa.0, A::normalize(new_attrs), level);
+        slot.compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
+            .map_err(|_| ReplaceError::Changed)?;
+        let mut flush = Flush::none();
+        let global = (expected.attrs.flags | new_attrs.flags).contains(PteFlags::GLOBAL);
+        flush.add(expected.va, sz, global);
+        Ok(flush)
+    }
+
     /// Compare-exchange loop on one leaf slot: re-decodes after every lost race (the
     /// hardware may set A/D in between). Returns the leaf as it was if it changed.
     #[inline]
@@ -492,8 +523,7 @@ impl<A: Arch, M: TableMemory> PageTable<A, M> {
             let sub = level_size(level - 1);
             let base = va & !(level_size(level) - 1);
             let mut cur = slot.load(Ordering::Acquire);
-            loop {
-                let Decoded::Leaf(pa, attrs) = A::decode(cur, level) else { break };
+            while let Decoded::Leaf(pa, attrs) = A::decode(cur, level) {
                 for i in 0..ENTRIES {
                     let raw = A::encode_leaf(pa + i as u64 * sub, attrs, level - 1);
                     self.slot(t, i).store(raw, Ordering::Relaxed);
@@ -551,7 +581,7 @@ impl<A: Arch, M: TableMemory> PageTable<A, M> {
         }
         let mut flush = Flush::none();
         self.split_boundaries(s, e, &mut flush).map_err(|_| UnmapError::OutOfMemory)?;
-        self.zap(self.root, A::LEVELS - 1, s, e, &mut f, &mut flush);
+        self.zap(self.root, A::LEVELS - 1, (s, e), &mut f, &mut flush, true);
         Ok(flush)
     }
 
@@ -559,10 +589,10 @@ impl<A: Arch, M: TableMemory> PageTable<A, M> {
         &self,
         table: u64,
         level: usize,
-        start: u64,
-        end: u64,
+        (start, end): (u64, u64),
         f: &mut F,
         flush: &mut Flush,
+        leaves: bool,
     ) {
         let size = level_size(level);
         let mut va = start;
@@ -578,7 +608,7 @@ impl<A: Arch, M: TableMemory> PageTable<A, M> {
             let raw = slot.load(Ordering::Acquire);
             match A::decode(raw, level) {
                 Decoded::Table(next) if level > 0 => {
-                    self.zap(next, level - 1, va, sub_end, f, flush);
+                    self.zap(next, level - 1, (va, sub_end), f, flush, leaves);
                     if whole && self.table_is_empty(next) {
                         slot.store(0, Ordering::Release);
                         flush.add(slot_start, size, false);
@@ -587,7 +617,7 @@ impl<A: Arch, M: TableMemory> PageTable<A, M> {
                         unsafe { self.mem.free_table(PhysAddr(next)) };
                     }
                 }
-                Decoded::Leaf(..) if whole => {
+                Decoded::Leaf(..) if whole && leaves => {
                     let old = slot.swap(0, Ordering::AcqRel);
                     if let (Decoded::Leaf(pa, attrs), Some(sz)) =
                         (A::decode(old, level), PageSize::from_level(level))
@@ -603,6 +633,20 @@ impl<A: Arch, M: TableMemory> PageTable<A, M> {
             }
             va = sub_end;
         }
+    }
+
+    /// Frees every intermediate table that covers only addresses inside `range` and maps
+    /// nothing (Linux's `free_pgd_range()`): the clean-up after [`Self::unmap_page`] calls,
+    /// which leave emptied tables in place. The flush covers the freed tables' ranges
+    /// (paging-structure caches may still hold them).
+    pub fn free_empty_tables(&mut self, range: PageRange) -> Result<Flush, UnmapError> {
+        let (s, e) = (range.start(), range.end());
+        if !Self::range_ok(s, e) {
+            return Err(UnmapError::OutOfRange);
+        }
+        let mut flush = Flush::none();
+        self.zap(self.root, A::LEVELS - 1, (s, e), &mut |_| {}, &mut flush, false);
+        Ok(flush)
     }
 
     fn table_is_empty(&self, table: u64) -> bool {
@@ -783,10 +827,10 @@ impl<A: Arch, M: TableMemory> PageTable<A, M> {
                 }
                 Decoded::Empty => {
                     let mut n = 0;
-                    for k in leaf_level..level {
+                    for (k, seen) in last.iter_mut().enumerate().take(level).skip(leaf_level) {
                         let id = va >> (12 + 9 * (k as u32 + 1));
-                        if last[k] != id {
-                            last[k] = id;
+                        if *seen != id {
+                            *seen = id;
                             n += 1;
                         }
                     }

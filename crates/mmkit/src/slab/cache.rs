@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use spin::Mutex;
 
-use crate::addr::{Pfn, PAGE_SIZE};
+use crate::addr::{Pfn, PAGE_SHIFT, PAGE_SIZE};
 use crate::frame::meta::{MetaArray, PageFlags, NIL};
 use crate::frame::pcp::CachePadded;
 use crate::frame::{FaultInjector, FrameAllocator, Gfp, GfpFlags, MAX_CPUS};
@@ -27,6 +27,31 @@ use super::{SlabError, SlabStats};
 const KEEP_FREE_SLABS: u64 = 1;
 
 static NEXT_CACHE_ID: AtomicU32 = AtomicU32::new(super::FIRST_TYPED_ID);
+
+/// Finds the block `obj` lies in: its head descriptor index, `obj`'s byte offset from the
+/// block start (computed from frame numbers, valid because `PhysAccess` maps regions
+/// linearly), and the owning cache id if the block is a slab (Linux's `virt_to_slab`).
+#[inline]
+pub(crate) fn block_of<P: PhysAccess, C: CpuId>(
+    fa: &FrameAllocator<P, C>,
+    obj: usize,
+) -> Option<(u32, u32, Option<u32>)> {
+    let meta = fa.meta_array();
+    let pfn = fa.ptr_to_pfn(obj as *const u8)?;
+    let mut i = meta.idx(pfn.0)?;
+    let mut m = meta.at(i);
+    let mut f = m.flags();
+    if f.contains(PageFlags::TAIL) {
+        i = meta.idx(m.private())?;
+        m = meta.at(i);
+        f = m.flags();
+    }
+    let frames = pfn.0.checked_sub(meta.pfn_of_idx(i))?;
+    let off = (frames << PAGE_SHIFT) as usize + (obj & (PAGE_SIZE as usize - 1));
+    let off = u32::try_from(off).ok()?;
+    let id = f.contains(PageFlags::SLAB).then(|| m.private() as u32);
+    Some((i, off, id))
+}
 
 /// A CPU's freelist: a stack of free objects linked through their first word.
 #[derive(Debug)]
@@ -96,20 +121,26 @@ impl Node {
 /// operation takes it, so a cache can live in a `static` or inside a larger allocator.
 ///
 /// Lock order: a per-CPU list lock, then the node lock, then the frame allocator's locks.
+///
+/// Layout: the read-mostly geometry shares the first cache line; each CPU's list has its own
+/// line; the node lock and counters come last.
 #[derive(Debug)]
+#[repr(C)]
 pub struct SlabCache {
-    name: &'static str,
     id: u32,
     /// Object stride: size rounded up to the alignment (and to at least 8 bytes).
     size: u32,
-    align: u32,
-    order: u8,
+    /// `ceil(2^32 / size)`, for division-free object indexing.
+    recip: u32,
     objects: u32,
     /// Per-CPU list limit and refill/flush batch (mm/slab.c `enable_cpucache`).
     limit: u32,
     batch: u32,
-    node: Mutex<Node>,
+    align: u32,
+    order: u8,
+    name: &'static str,
     cpus: [CachePadded<Mutex<CpuList>>; MAX_CPUS],
+    node: Mutex<Node>,
     /// Allocations that failed.
     failures: AtomicU64,
     /// Slabs ever allocated / freed, for statistics.
@@ -158,6 +189,7 @@ impl SlabCache {
             name,
             id,
             size: size as u32,
+            recip: (1u64 << 32).div_ceil(size as u64) as u32,
             align: align as u32,
             order,
             objects,
@@ -198,16 +230,11 @@ impl SlabCache {
         self.id
     }
 
+    /// This CPU's freelist slot; CPUs without a slot of their own share slot 0, whose lock
+    /// keeps that correct.
     #[inline]
     fn cpu_slot<P: PhysAccess, C: CpuId>(&self, fa: &FrameAllocator<P, C>) -> usize {
-        let c = fa.cpu().current_cpu();
-        let n = fa.cpu().cpu_count().min(MAX_CPUS);
-        if c < n {
-            c
-        } else {
-            // CPUs without a slot of their own share slot 0; its lock keeps that correct.
-            0
-        }
+        fa.cpu_slot().unwrap_or(0)
     }
 
     /// Allocates one object (Linux's `kmem_cache_alloc`). The memory is uninitialised.
@@ -250,16 +277,8 @@ impl SlabCache {
         obj: *mut u8,
     ) -> Result<(), SlabError> {
         self.owns(fa, obj)?;
-        let mut cl = self.cpus[self.cpu_slot(fa)].0.lock();
-        // SAFETY: `obj` is an object of this cache (checked above) that the caller gives up;
-        // it is 8-aligned and at least 8 bytes, so its first word can hold the list link.
-        unsafe { (obj as *mut usize).write(cl.head) };
-        cl.head = obj as usize;
-        cl.count += 1;
-        cl.frees += 1;
-        if cl.count > self.limit {
-            self.flush(fa, &mut cl, self.batch);
-        }
+        // SAFETY: checked above; the caller gives the object up.
+        unsafe { self.free_validated(fa, obj) };
         Ok(())
     }
 
@@ -270,21 +289,8 @@ impl SlabCache {
         fa: &FrameAllocator<P, C>,
         obj: usize,
     ) -> Option<(u32, u32)> {
-        let meta = fa.meta_array();
-        let pfn = fa.ptr_to_pfn(obj as *const u8)?;
-        let mut i = meta.idx(pfn.0)?;
-        let mut m = meta.at(i);
-        if m.flags().contains(PageFlags::TAIL) {
-            i = meta.idx(m.private())?;
-            m = meta.at(i);
-        }
-        let f = m.flags();
-        if !f.contains(PageFlags::SLAB) || m.private() != self.id as u64 {
-            return None;
-        }
-        let base = fa.frame_ptr(Pfn(meta.pfn_of_idx(i))) as usize;
-        let off = obj.checked_sub(base)? as u32;
-        Some((i, off))
+        let (i, off, id) = block_of(fa, obj)?;
+        (id == Some(self.id)).then_some((i, off))
     }
 
     /// `Ok` if `obj` is an object boundary inside one of this cache's slabs.
@@ -295,8 +301,39 @@ impl SlabCache {
         obj: *mut u8,
     ) -> Result<(), SlabError> {
         match self.locate(fa, obj as usize) {
-            Some((_, off)) if off % self.size == 0 && off / self.size < self.objects => Ok(()),
+            Some((_, off)) if self.valid_offset(off) => Ok(()),
             _ => Err(SlabError::BadObject),
+        }
+    }
+
+    /// True if `off` is the start of an object. Divides by multiplying with a precomputed
+    /// reciprocal, as Linux's `obj_to_index` does (`reciprocal_divide`): exact because
+    /// `off * size < 2^32` for every slab of at most 32 KiB.
+    #[inline]
+    pub(crate) fn valid_offset(&self, off: u32) -> bool {
+        let idx = ((off as u64 * self.recip as u64) >> 32) as u32;
+        idx < self.objects && idx * self.size == off
+    }
+
+    /// Pushes an object already validated by the caller onto this CPU's freelist.
+    ///
+    /// # Safety
+    /// `obj` is an object of this cache (see [`Self::owns`]) that the caller gives up.
+    #[inline]
+    pub(crate) unsafe fn free_validated<P: PhysAccess, C: CpuId>(
+        &self,
+        fa: &FrameAllocator<P, C>,
+        obj: *mut u8,
+    ) {
+        let mut cl = self.cpus[self.cpu_slot(fa)].0.lock();
+        // SAFETY: `obj` is an object of this cache that the caller gives up; it is 8-aligned
+        // and at least 8 bytes, so its first word can hold the list link.
+        unsafe { (obj as *mut usize).write(cl.head) };
+        cl.head = obj as usize;
+        cl.count += 1;
+        cl.frees += 1;
+        if cl.count > self.limit {
+            self.flush(fa, &mut cl, self.batch);
         }
     }
 
@@ -503,7 +540,7 @@ impl SlabCache {
                 let mut free = 0u32;
                 let mut off = m.slab_free();
                 while off != NIL {
-                    if off % self.size != 0 || off / self.size >= self.objects {
+                    if !self.valid_offset(off) {
                         return Err("corrupt slab freelist");
                     }
                     free += 1;

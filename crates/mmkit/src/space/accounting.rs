@@ -104,6 +104,22 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// [`AddressSpace::idx_set_range`] for a caller that already knows the VMA's flags and
+    /// current length (saves a lookup on the merge paths).
+    pub(crate) fn idx_set_range_known(
+        &mut self,
+        start: u64,
+        flags: VmFlags,
+        old_len: u64,
+        new_start: u64,
+        new_end: u64,
+    ) -> Result<(), Overlap> {
+        self.vmas.set_range(start, new_start, new_end)?;
+        self.account(flags, old_len >> PAGE_SHIFT, false);
+        self.account(flags, (new_end - new_start) >> PAGE_SHIFT, true);
+        Ok(())
+    }
+
     /// Changes the VMA at `start` in place (flags, pgoff, anon_vma, name, backing — never its
     /// range) and re-accounts it. Returns false if there is no VMA at `start`.
     pub(crate) fn idx_update(&mut self, start: u64, f: impl FnOnce(&mut Vma)) -> bool {

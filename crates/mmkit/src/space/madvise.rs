@@ -168,6 +168,7 @@ impl AddressSpace {
         }
     }
 
+    /// A snapshot of the VMA at `vma_start`, so the handlers can change the index freely.
     fn view(&self, vma_start: u64) -> Option<VmaView> {
         self.vmas.find(vma_start).map(|v| VmaView {
             start: v.start,

@@ -7,8 +7,8 @@
 //! so mlock reports ENOMEM *after* marking it locked, and a write fault on a private writable
 //! mapping gives it an anon_vma (which decides later merges).
 //!
-//! `mm->locked_vm` is kept by the VMA-set primitives (it always equals the pages of
-//! VM_LOCKED VMAs, which is what mlock_fixup()'s incremental updates amount to).
+//! `mm->locked_vm` is kept by the VMA-set primitives (the pages of VM_LOCKED VMAs, which is
+//! what mlock_fixup()'s incremental updates amount to, plus mremap's DONTUNMAP skew).
 
 use super::merge::{VM_LOCKED_MASK, VM_SPECIAL};
 use super::AddressSpace;
@@ -93,7 +93,7 @@ impl AddressSpace {
         let len = page_align_wrapping(len.wrapping_add(addr & !PAGE_MASK));
         let start = addr & PAGE_MASK;
         let lock_limit = self.cfg.rlimit_memlock >> PAGE_SHIFT;
-        let mut locked = (len >> PAGE_SHIFT).wrapping_add(self.locked_vm);
+        let mut locked = (len >> PAGE_SHIFT).wrapping_add(self.locked_vm());
         if locked > lock_limit && !self.cfg.cap_ipc_lock {
             // Pages already locked inside the range do not count twice
             // (count_mm_mlocked_page_nr()).

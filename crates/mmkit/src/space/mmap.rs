@@ -289,7 +289,8 @@ impl AddressSpace {
             // above still come first, as they run before the hugetlbfs mmap hook.
             return Err(Errno::ENOMEM);
         }
-        self.mmap_region(addr, len, vm_flags, pgoff, backing, sync_refused)?;
+        let fixed = flags & MAP_FIXED != 0;
+        self.mmap_region(addr, len, vm_flags, pgoff, backing, sync_refused, fixed)?;
         let populate = if vm_flags.contains(VmFlags::LOCKED)
             || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE
         {
@@ -304,7 +305,9 @@ impl AddressSpace {
     /// splits stay if a later check fails, as Linux's abort path reattaches the split VMAs),
     /// check RLIMIT_AS/RLIMIT_DATA and overcommit, then merge or insert the new VMA.
     /// `backing` `None` means a fresh shmem object (`shmem_zero_setup()`); `hook_fails`
-    /// models a file `mmap` hook that refuses the mapping (EOPNOTSUPP).
+    /// models a file `mmap` hook that refuses the mapping (EOPNOTSUPP); `fixed` says whether
+    /// the range may overlap existing VMAs (MAP_FIXED).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn mmap_region(
         &mut self,
         addr: u64,
@@ -313,10 +316,12 @@ impl AddressSpace {
         pgoff: u64,
         backing: Option<Backing>,
         hook_fails: bool,
+        fixed: bool,
     ) -> Result<u64, Errno> {
         let end = addr + len;
         let pglen = len >> PAGE_SHIFT;
-        let (nr_pages, nr_accounted) = self.munmap_prepare(addr, end)?;
+        // Only a MAP_FIXED range can hold VMAs; a chosen one is free by construction.
+        let (nr_pages, nr_accounted) = if fixed { self.munmap_prepare(addr, end)? } else { (0, 0) };
         if !self.may_expand_vm(vm_flags, pglen - nr_pages) {
             return Err(Errno::ENOMEM);
         }
@@ -328,8 +333,18 @@ impl AddressSpace {
             }
             vm_flags |= VmFlags::ACCOUNT;
         }
+        // shmem_zero_setup() charges the whole object unless VM_NORESERVE
+        // (shmem_acct_size()); on failure the old mappings are reattached.
+        if backing.is_none()
+            && !vm_flags.contains(VmFlags::NORESERVE)
+            && !self.vm_enough_memory(pglen)
+        {
+            return Err(Errno::ENOMEM);
+        }
         // The old mappings go now (vms_complete_munmap_vmas() in __mmap_complete()).
-        self.munmap_complete(addr, end);
+        if nr_pages != 0 {
+            self.munmap_complete(addr, end);
+        }
         if hook_fails {
             return Err(Errno::EOPNOTSUPP);
         }

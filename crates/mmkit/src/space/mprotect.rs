@@ -6,6 +6,28 @@ use crate::addr::{is_page_aligned, page_align_wrapping, PAGE_SHIFT};
 use crate::errno::Errno;
 use crate::vma::{VmFlags, Vma};
 
+/// What `do_mprotect_pkey()` needs of a VMA, copied out of the index.
+#[derive(Clone, Copy)]
+struct Piece {
+    start: u64,
+    end: u64,
+    flags: VmFlags,
+    anonymous: bool,
+    has_anon_vma: bool,
+}
+
+impl Piece {
+    fn of(v: &Vma) -> Piece {
+        Piece {
+            start: v.start,
+            end: v.end,
+            flags: v.flags,
+            anonymous: v.is_anonymous(),
+            has_anon_vma: v.anon_vma.is_some(),
+        }
+    }
+}
+
 /// `PROT_GROWSDOWN`.
 const PROT_GROWSDOWN: u64 = 0x0100_0000;
 /// `PROT_GROWSUP`.
@@ -45,7 +67,8 @@ impl AddressSpace {
         if prot & !PROT_VALID != 0 {
             return Err(Errno::EINVAL);
         }
-        let Some(first) = self.vmas.find_next(start).filter(|v| v.start < end).cloned() else {
+        let Some(first) = self.vmas.find_next(start).filter(|v| v.start < end).map(Piece::of)
+        else {
             return Err(Errno::ENOMEM);
         };
         if grows & PROT_GROWSDOWN != 0 {
@@ -97,7 +120,7 @@ impl AddressSpace {
             if tmp >= end {
                 break;
             }
-            cur = self.vmas.find_next(tmp).cloned();
+            cur = self.vmas.find_next(tmp).map(Piece::of);
         }
         if result.is_ok() && tmp < end {
             result = Err(Errno::ENOMEM);
@@ -113,7 +136,7 @@ impl AddressSpace {
     /// that now holds `start` (`vma_iter_end()`).
     fn mprotect_fixup(
         &mut self,
-        vma: &Vma,
+        vma: &Piece,
         start: u64,
         end: u64,
         mut newflags: VmFlags,
@@ -139,13 +162,11 @@ impl AddressSpace {
                 }
                 newflags |= VmFlags::ACCOUNT;
             }
-        } else if oldflags.contains(VmFlags::ACCOUNT)
-            && vma.is_anonymous()
-            && vma.anon_vma.is_none()
-        {
+        } else if oldflags.contains(VmFlags::ACCOUNT) && vma.anonymous && !vma.has_anon_vma {
             newflags.remove(VmFlags::ACCOUNT);
         }
-        let holder = self.vma_modify(vma.start, start, end, &mut |v| v.flags = newflags)?;
+        let (_, holder_end) =
+            self.vma_modify_range(vma.start, start, end, &mut |v| v.flags = newflags)?;
         self.change_pte_protection(start, end, newflags);
         // A private locked VMA becoming writable is populated with write faults.
         if oldflags & (VmFlags::WRITE | VmFlags::SHARED | VmFlags::LOCKED) == VmFlags::LOCKED
@@ -153,7 +174,6 @@ impl AddressSpace {
         {
             self.populate_range(start, end);
         }
-        let holder_end = self.vmas.find(holder).map_or(end, |v| v.end);
         Ok(holder_end)
     }
 }

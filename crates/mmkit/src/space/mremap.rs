@@ -253,13 +253,15 @@ impl AddressSpace {
             if !seen_vma && start < vm_start {
                 return Err(Errno::EFAULT);
             }
-            let offset = if seen_vma { vm_start - last_end } else { 0 };
+            // Wraps only if a merge at the destination grew a source VMA backwards over
+            // `last_end`; Linux computes the same wrapped address and fails on it below.
+            let offset = if seen_vma { vm_start.wrapping_sub(last_end) } else { 0 };
             last_end = vm_end;
             let mut sub = Vrm {
                 addr,
                 old_len: len,
                 new_len: len,
-                new_addr: target_addr + offset,
+                new_addr: target_addr.wrapping_add(offset),
                 populate_expand: false,
                 ..*vrm
             };
@@ -271,6 +273,11 @@ impl AddressSpace {
             }
             seen_vma = true;
             target_addr = res_vma + len;
+            // The VMA iterator resumes after the VMA just handled (`mas_pause()`); if that
+            // VMA reached the end of the range, the walk is over, whatever the move merged.
+            if last_end >= end {
+                break;
+            }
             cursor = last_end;
         }
         res
@@ -279,7 +286,11 @@ impl AddressSpace {
     /// `mremap_to()`: move to a given (FIXED) or chosen (DONTUNMAP) address.
     fn mremap_to(&mut self, vrm: &mut Vrm) -> Result<u64, Errno> {
         if vrm.flags & MREMAP_FIXED != 0 {
-            // Unmap the target first, like a MAP_FIXED mmap.
+            // Unmap the target first, like a MAP_FIXED mmap; do_munmap() checks the range.
+            let task_size = self.cfg.task_size;
+            if vrm.new_addr > task_size || vrm.new_len > task_size - vrm.new_addr {
+                return Err(Errno::EINVAL);
+            }
             self.do_munmap(vrm.new_addr, vrm.new_addr + vrm.new_len)?;
             // Moving part of a VMA elsewhere inside the same VMA may have removed it.
             if self.vmas.find(vrm.addr).is_none() {
@@ -450,14 +461,22 @@ impl AddressSpace {
     }
 
     /// `dontunmap_complete()`: the source VMA stays but is no longer locked (its pages
-    /// moved away); if it was moved whole, its anon_vma links go too.
+    /// moved away), though `mm->locked_vm` still counts it; if it was moved whole, its
+    /// anon_vma links go too.
     fn dontunmap_complete(&mut self, vrm: &Vrm, new_start: u64) {
         let Some(src) = self.vmas.find(vrm.addr) else {
             return;
         };
         let (src_start, src_end) = (src.start, src.end);
+        let was_locked = src.flags.contains(VmFlags::LOCKED);
         let whole = vrm.addr == src_start && vrm.addr + vrm.old_len == src_end;
         let unlink = whole && new_start != src_start;
+        // "Because we won't unmap we don't need to touch locked_vm": Linux charged the copy
+        // (vrm_stat_account()) and keeps charging the whole unlocked source, so VmLck stays
+        // inflated by the source's size.
+        if was_locked {
+            self.locked_vm_skew_add((src_end - src_start) >> PAGE_SHIFT);
+        }
         self.idx_update(src_start, |v| {
             v.flags -= VM_LOCKED_MASK;
             if unlink {

@@ -370,7 +370,7 @@ pub fn gen_op(rng: &mut Rng, g: &Geometry) -> Op {
             Op::Mprotect { addr: gen_addr(rng, g), len: gen_len(rng), prot: gen_prot(rng, true) }
         }
         53..=62 => gen_mremap(rng, g),
-        63..=80 => {
+        63..=78 => {
             let advice = if rng.pct(30) {
                 MADV_POPULATE_WRITE
             } else if rng.pct(85) {
@@ -392,7 +392,7 @@ pub fn gen_op(rng: &mut Rng, g: &Geometry) -> Op {
             };
             Op::Madvise { addr: gen_addr(rng, g), len: gen_len(rng), advice }
         }
-        81..=83 => Op::Touch { addr: gen_page_addr(rng, g) + rng.below(PAGE) },
+        79..=83 => Op::Touch { addr: gen_page_addr(rng, g) + rng.below(PAGE) },
         84..=86 => Op::Mlock { addr: gen_addr_unaligned(rng, g), len: gen_len(rng) },
         87..=89 => {
             let flags = if rng.pct(80) {
@@ -444,10 +444,68 @@ pub fn gen_sequence(rng: &mut Rng, g: &Geometry, n: u64) -> Vec<Op> {
             off: 0,
         });
     }
+    // A third of the sequences use well-formed calls only: fewer early errors, more splits,
+    // merges, moves and locks per sequence.
+    let clean = rng.pct(33);
     while (ops.len() as u64) < n {
-        ops.push(gen_safe_op(rng, g));
+        let op = gen_safe_op(rng, g);
+        if !clean || is_clean(g, &op) {
+            ops.push(op);
+        }
     }
     ops
+}
+
+/// A well-formed call: page-aligned addresses near the window, small non-zero page-multiple
+/// lengths, known flag and advice values.
+fn is_clean(g: &Geometry, op: &Op) -> bool {
+    let near = |a: u64| {
+        a % PAGE == 0 && a >= g.win - SLOP_PAGES * PAGE && a <= g.win_end() + SLOP_PAGES * PAGE
+    };
+    let len_ok = |l: u64| l % PAGE == 0 && l > 0 && l <= 32 * PAGE;
+    let prot_ok = |p: u64| p & !(PROT_READ | PROT_WRITE | PROT_EXEC) == 0;
+    match *op {
+        Op::Mmap { addr, len, prot, flags, off, .. } => {
+            let ty = flags & 0xf;
+            let known = MAP_FIXED
+                | MAP_FIXED_NOREPLACE
+                | MAP_ANONYMOUS
+                | MAP_NORESERVE
+                | MAP_STACK
+                | MAP_GROWSDOWN
+                | MAP_LOCKED
+                | MAP_POPULATE
+                | 0xf;
+            near(addr)
+                && len_ok(len)
+                && prot_ok(prot)
+                && (ty == MAP_PRIVATE || ty == MAP_SHARED)
+                && flags & MAP_ANONYMOUS != 0
+                && flags & !known == 0
+                && off == 0
+        }
+        Op::Munmap { addr, len } | Op::Mlock { addr, len } | Op::Munlock { addr, len } => {
+            near(addr) && len_ok(len)
+        }
+        Op::Mlock2 { addr, len, flags } => near(addr) && len_ok(len) && flags <= 1,
+        Op::Mprotect { addr, len, prot } => {
+            near(addr) && len_ok(len) && (prot_ok(prot) || prot & !PROT_GROWSDOWN < 8)
+        }
+        Op::Mremap { addr, old_len, new_len, flags, new_addr } => {
+            near(addr)
+                && len_ok(old_len)
+                && len_ok(new_len)
+                && flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) == 0
+                && (flags & MREMAP_FIXED == 0 || (near(new_addr) && flags & MREMAP_MAYMOVE != 0))
+                && (flags & MREMAP_DONTUNMAP == 0 || flags & MREMAP_MAYMOVE != 0)
+        }
+        Op::Madvise { addr, len, advice } => {
+            near(addr) && len_ok(len) && ADVICE.iter().any(|(a, _)| *a == advice)
+        }
+        Op::Msync { addr, len, flags } => near(addr) && len_ok(len) && flags <= 7,
+        Op::Touch { .. } | Op::Munlockall => true,
+        Op::Mlockall { .. } => false,
+    }
 }
 
 /// Generates a safe operation.
@@ -460,7 +518,12 @@ pub fn gen_safe_op(rng: &mut Rng, g: &Geometry) -> Op {
     }
 }
 
+/// A page in or near the window; half the time on a 4-page grid, so that ranges of
+/// different calls often share boundaries (exact adjacency is what merging needs).
 fn gen_page_addr(rng: &mut Rng, g: &Geometry) -> u64 {
+    if rng.pct(50) {
+        return g.win + rng.below(WIN_PAGES / 4) * 4 * PAGE;
+    }
     let pages = WIN_PAGES + 2 * SLOP_PAGES;
     g.win - SLOP_PAGES * PAGE + rng.below(pages) * PAGE
 }
@@ -474,16 +537,7 @@ fn gen_addr(rng: &mut Rng, g: &Geometry) -> u64 {
     } else if k < 94 {
         gen_page_addr(rng, g) + 1 + rng.below(PAGE - 1)
     } else {
-        rng.pick(&[
-            0,
-            PAGE,
-            TASK_SIZE - PAGE,
-            TASK_SIZE,
-            1 << 47,
-            1 << 63,
-            u64::MAX & !(PAGE - 1),
-            u64::MAX,
-        ])
+        rng.pick(&[0, PAGE, TASK_SIZE - PAGE, TASK_SIZE, 1 << 47, 1 << 63, !(PAGE - 1), u64::MAX])
     }
 }
 
@@ -498,7 +552,9 @@ fn gen_addr_unaligned(rng: &mut Rng, g: &Geometry) -> u64 {
 
 fn gen_len(rng: &mut Rng) -> u64 {
     let k = rng.below(100);
-    if k < 55 {
+    if k < 25 {
+        (1 + rng.below(4)) * 4 * PAGE
+    } else if k < 55 {
         (1 + rng.below(4)) * PAGE
     } else if k < 78 {
         (1 + rng.below(24)) * PAGE
@@ -611,13 +667,7 @@ fn gen_mmap(rng: &mut Rng, g: &Geometry) -> Op {
         } else if k < 94 {
             (1 + rng.below(16)) * PAGE
         } else {
-            rng.pick(&[
-                1,
-                PAGE - 1,
-                u64::MAX & !(PAGE - 1),
-                1 << 63,
-                (u64::MAX & !(PAGE - 1)) - 8 * PAGE,
-            ])
+            rng.pick(&[1, PAGE - 1, !(PAGE - 1), 1 << 63, !(PAGE - 1) - 8 * PAGE])
         }
     };
     let addr = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) == 0 && rng.pct(5) {
@@ -649,7 +699,13 @@ fn gen_mremap(rng: &mut Rng, g: &Geometry) -> Op {
             0xff,
         ])
     };
-    let old_len = if rng.pct(5) { 0 } else { gen_len(rng) };
+    let old_len = if rng.pct(5) {
+        0
+    } else if rng.pct(50) {
+        (1 + rng.below(4)) * PAGE
+    } else {
+        gen_len(rng)
+    };
     let new_len = if rng.pct(15) { old_len } else { gen_len(rng) };
     let new_addr = if flags & MREMAP_FIXED != 0 || rng.pct(10) { gen_addr(rng, g) } else { 0 };
     Op::Mremap { addr: gen_addr(rng, g), old_len, new_len, flags, new_addr }

@@ -94,14 +94,20 @@ fn meminfo_kb(key: &str) -> Option<u64> {
         .and_then(|l| l[key.len() + 1..].trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// An `MmConfig` describing this test process as the host kernel sees it: its
-/// capabilities (root: CAP_SYS_RAWIO and CAP_IPC_LOCK), its rlimits, and the host's
+/// An `MmConfig` describing this test process as the host kernel sees it: its effective
+/// capabilities (CAP_SYS_RAWIO, CAP_IPC_LOCK; root has both), its rlimits, and the host's
 /// `/proc/sys/vm` tunables, RAM and swap (for the overcommit heuristic) and THP mode.
 pub fn host_config() -> MmConfig {
     let mut cfg = MmConfig::default();
-    let root = geteuid() == 0;
-    cfg.cap_sys_rawio = root;
-    cfg.cap_ipc_lock = root;
+    // CapEff of /proc/self/status (root in a container may lack some); euid 0 as fallback.
+    let cap_eff = std::fs::read_to_string("/proc/self/status").ok().and_then(|t| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    });
+    let has_cap = |bit: u32| cap_eff.map_or(geteuid() == 0, |c| c & (1 << bit) != 0);
+    cfg.cap_sys_rawio = has_cap(17); // CAP_SYS_RAWIO
+    cfg.cap_ipc_lock = has_cap(14); // CAP_IPC_LOCK
     cfg.rlimit_memlock = getrlimit_soft(RLIMIT_MEMLOCK);
     cfg.rlimit_data = getrlimit_soft(RLIMIT_DATA);
     cfg.rlimit_as = getrlimit_soft(RLIMIT_AS);
@@ -194,4 +200,18 @@ pub fn munmap(addr: u64, len: u64) -> Result<u64, Errno> {
     // SAFETY: only called on ranges of mappings created by the oracle's own calls (inside
     // the private window, or at an address the kernel just returned for one of them).
     decode(unsafe { syscall6(nr::MUNMAP, addr, len, 0, 0, 0, 0) })
+}
+
+/// The `/proc/self/status` counters the oracle compares, in kB: VmLck (`locked_vm`), VmStk
+/// (`stack_vm`) and VmExe + VmLib (`exec_vm`). VmSize and VmData are left out: the test
+/// process's own heap (brk) moves them while the oracle runs.
+pub fn status_counters() -> [u64; 3] {
+    let text = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let get = |key: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|r| r.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in /proc/self/status"))
+    };
+    [get("VmLck:"), get("VmStk:"), get("VmExe:") + get("VmLib:")]
 }

@@ -185,6 +185,8 @@ struct Failure {
     index: usize,
     /// Grouping key.
     key: String,
+    /// Extra facts for the report.
+    detail: String,
     /// Both sides' VMAs at that point.
     host: Snapshot,
     model: Snapshot,
@@ -230,6 +232,7 @@ impl Oracle {
         let mut space = AddressSpace::new(self.cfg.clone());
         let mut failure = None;
         let mut guards = false;
+        let base = host::status_counters();
         for (i, op) in ops.iter().enumerate() {
             if matches!(op, Op::Madvise { advice, .. } if *advice as u32 == 102) {
                 guards = true; // MADV_GUARD_INSTALL: later touches may hit a guard page
@@ -244,7 +247,7 @@ impl Oracle {
             let m = if self.host_only { h } else { run_model_caught(&mut space, op) };
             if let Some(c) = cov.as_deref_mut() {
                 let r = match h {
-                    Ok(_) => "ok".to_string(),
+                    Ok(_) => class(&self.g, op, &h),
                     Err(e) => format!("{e:?}"),
                 };
                 if std::env::var("MMKIT_ORACLE_SHOW").is_ok_and(|v| v == r) {
@@ -270,7 +273,8 @@ impl Oracle {
                 }
                 if let Ok(b) = m {
                     if !self.g.in_free(b) {
-                        let _ = space.sys_munmap(b, op.result_len());
+                        let unmap = Op::Munmap { addr: b, len: op.result_len() };
+                        let _ = run_model_caught(&mut space, &unmap);
                     }
                 }
             }
@@ -285,6 +289,7 @@ impl Oracle {
                         class(&self.g, op, &h),
                         class(&self.g, op, &m)
                     ),
+                    detail: String::new(),
                     host: hs,
                     model: ms,
                 });
@@ -298,9 +303,33 @@ impl Oracle {
                 failure = Some(Failure {
                     index: i,
                     key: format!("state after {}{}: {kind}", op.name(), shape(op)),
+                    detail: String::new(),
                     host: hs,
                     model: ms,
                 });
+                break;
+            }
+            let now = host::status_counters();
+            let model_kb = [space.locked_vm(), space.stack_vm(), space.exec_vm()].map(|p| p * 4);
+            for (k, name) in ["VmLck", "VmStk", "VmExe+VmLib"].iter().enumerate() {
+                let host_kb = now[k].wrapping_sub(base[k]);
+                if host_kb != model_kb[k] {
+                    failure = Some(Failure {
+                        index: i,
+                        key: format!(
+                            "state after {}{}: {name} differs (host {} model)",
+                            op.name(),
+                            shape(op),
+                            if host_kb > model_kb[k] { ">" } else { "<" }
+                        ),
+                        detail: format!("{name}: host {host_kb} kB, model {} kB", model_kb[k]),
+                        host: hs.clone(),
+                        model: ms.clone(),
+                    });
+                    break;
+                }
+            }
+            if failure.is_some() {
                 break;
             }
         }
@@ -325,7 +354,11 @@ impl Oracle {
         assert_eq!(r, Ok(self.g.win), "self-check mmap");
         let (hs, ms) = self.snapshots(&space);
         assert_eq!(hs.0.len(), 1, "self-check: host VMA not seen:\n{hs}");
-        assert_eq!(hs.0[0].codes, ["rd", "wr", "mr", "mw", "me", "ac"], "self-check: VmFlags parse");
+        assert_eq!(
+            hs.0[0].codes,
+            ["rd", "wr", "mr", "mw", "me", "ac"],
+            "self-check: VmFlags parse"
+        );
         assert!(maps::diff_kind(&hs, &ms).is_some(), "self-check: difference not detected");
         self.clean_host();
         let (hs, ms) = self.snapshots(&space);
@@ -391,7 +424,7 @@ pub fn main() {
     }
     let total_ops = env_u64("MMKIT_ORACLE_OPS", 3000);
     let first_seed = env_u64("MMKIT_ORACLE_SEED", 1);
-    let seq_len = env_u64("MMKIT_ORACLE_SEQ_LEN", 30).max(1);
+    let seq_len = env_u64("MMKIT_ORACLE_SEQ_LEN", 40).max(1);
     let Some(g) = pick_geometry() else {
         panic!("no free window region found in /proc/self/maps; cannot run the oracle");
     };
@@ -468,10 +501,11 @@ pub fn main() {
         let _ = writeln!(
             report,
             "    seen in {} sequence(s); first at seed {} (MMKIT_ORACLE_SEED={} \
-             MMKIT_ORACLE_OPS={}); reproducer ({} of {} calls kept):",
+             MMKIT_ORACLE_OPS={} MMKIT_ORACLE_SEQ_LEN={}); reproducer ({} of {} calls kept):",
             k.count,
             k.seed,
             k.seed,
+            seq_len,
             seq_len,
             ops.len(),
             k.ops.len()
@@ -492,6 +526,9 @@ pub fn main() {
         }
         match f {
             Some(f) => {
+                if !f.detail.is_empty() {
+                    let _ = writeln!(report, "    {}", f.detail);
+                }
                 let _ = write!(report, "    host VMAs:\n{}", f.host);
                 let _ = write!(report, "    model VMAs:\n{}", f.model);
                 if f.key != *key {

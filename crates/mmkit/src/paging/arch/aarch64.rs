@@ -85,6 +85,7 @@ impl Arch for Aarch64 {
     const PA_BITS: u32 = 48;
     const MAX_LEAF_LEVEL: usize = 2;
 
+    #[inline]
     fn normalize(a: Attrs) -> Attrs {
         let mut a = write_implies_read(a);
         // EL1 can always read a mapped kernel page.
@@ -97,6 +98,7 @@ impl Arch for Aarch64 {
         a
     }
 
+    #[inline]
     fn encode_leaf(pa: u64, a: Attrs, level: usize) -> u64 {
         let f = a.flags;
         let protnone = f.is_protnone();
@@ -138,10 +140,12 @@ impl Arch for Aarch64 {
         v
     }
 
+    #[inline]
     fn encode_table(pa: u64, _level: usize) -> u64 {
         (pa & ADDR_4K) | TYPE_TABLE | VALID
     }
 
+    #[inline]
     fn decode(raw: u64, level: usize) -> Decoded {
         if raw == 0 {
             return Decoded::Empty;

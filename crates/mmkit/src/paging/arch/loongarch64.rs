@@ -26,7 +26,7 @@
 //! A `PROT_NONE` leaf is `PROTNONE | NR | NX` with P = 0; V may stay set since NR, NX and
 //! D = 0 deny every access (Linux `PAGE_NONE`). Leaves: 4 KiB and 2 MiB (a huge PMD).
 
-use super::{bits, write_implies_read, Arch, Decoded};
+use super::{bits, flag_if, write_implies_read, Arch, Decoded};
 use crate::paging::{level_size, Attrs, CacheMode, PteFlags};
 
 /// LoongArch64 4-level, 4 KiB pages.
@@ -77,6 +77,7 @@ impl Arch for LoongArch64 {
     const PA_BITS: u32 = 48;
     const MAX_LEAF_LEVEL: usize = 1;
 
+    #[inline]
     fn normalize(a: Attrs) -> Attrs {
         let mut a = write_implies_read(a);
         if a.cache == CacheMode::WriteThrough {
@@ -85,6 +86,7 @@ impl Arch for LoongArch64 {
         a
     }
 
+    #[inline]
     fn encode_leaf(pa: u64, a: Attrs, level: usize) -> u64 {
         let f = a.flags;
         let protnone = f.is_protnone();
@@ -130,10 +132,12 @@ impl Arch for LoongArch64 {
         v
     }
 
+    #[inline]
     fn encode_table(pa: u64, _level: usize) -> u64 {
         pa & ADDR_4K
     }
 
+    #[inline]
     fn decode(raw: u64, level: usize) -> Decoded {
         if raw == 0 {
             return Decoded::Empty;
@@ -161,16 +165,10 @@ impl Arch for LoongArch64 {
             }
         }
         let global = if level > 0 { HGLOBAL } else { G };
-        for (bit, flag) in [
-            (V, PteFlags::ACCESSED),
-            (M, PteFlags::DIRTY),
-            (global, PteFlags::GLOBAL),
-            (SW_COW, PteFlags::COW),
-        ] {
-            if raw & bit != 0 {
-                f |= flag;
-            }
-        }
+        f |= flag_if(raw, V, PteFlags::ACCESSED);
+        f |= flag_if(raw, M, PteFlags::DIRTY);
+        f |= flag_if(raw, global, PteFlags::GLOBAL);
+        f |= flag_if(raw, SW_COW, PteFlags::COW);
         if raw & PLV_USER == PLV_USER {
             f |= PteFlags::USER;
         }

@@ -73,3 +73,13 @@ pub(crate) fn write_implies_read(mut a: Attrs) -> Attrs {
     }
     a
 }
+
+/// `flag` if `raw` has `mask` set (branch-free building block for decoders).
+#[inline(always)]
+pub(crate) fn flag_if(raw: u64, mask: u64, flag: super::PteFlags) -> super::PteFlags {
+    if raw & mask != 0 {
+        flag
+    } else {
+        super::PteFlags::empty()
+    }
+}

@@ -73,6 +73,18 @@ pub const PBMT_IO: u64 = 2 << 61;
 /// PBMT field.
 pub const PBMT_MASK: u64 = 3 << 61;
 
+// The one-shift encoding in `encode_leaf`/`decode` relies on this correspondence.
+const _: () = assert!(
+    (PteFlags::READ.bits() as u64) << 1 == R
+        && (PteFlags::WRITE.bits() as u64) << 1 == W
+        && (PteFlags::EXEC.bits() as u64) << 1 == X
+        && (PteFlags::USER.bits() as u64) << 1 == U
+        && (PteFlags::GLOBAL.bits() as u64) << 1 == G
+        && (PteFlags::ACCESSED.bits() as u64) << 1 == A
+        && (PteFlags::DIRTY.bits() as u64) << 1 == D
+        && (PteFlags::COW.bits() as u64) << 1 == SW_COW
+);
+
 #[inline]
 fn pa_of(raw: u64) -> u64 {
     ((raw & PPN_MASK) >> PPN_SHIFT) << 12
@@ -92,6 +104,7 @@ impl<const L: usize, const PBMT: bool> Arch for RiscV<L, PBMT> {
     const PA_BITS: u32 = 56;
     const MAX_LEAF_LEVEL: usize = 2;
 
+    #[inline]
     fn normalize(a: Attrs) -> Attrs {
         let mut a = write_implies_read(a);
         a.cache = match (PBMT, a.cache) {
@@ -103,24 +116,14 @@ impl<const L: usize, const PBMT: bool> Arch for RiscV<L, PBMT> {
         a
     }
 
+    #[inline]
     fn encode_leaf(pa: u64, a: Attrs, _level: usize) -> u64 {
         let f = a.flags;
         let mut v = (pa >> 12) << PPN_SHIFT & PPN_MASK;
         v |= if f.is_protnone() { SW_PROTNONE } else { V };
-        for (flag, bit) in [
-            (PteFlags::READ, R),
-            (PteFlags::WRITE, W),
-            (PteFlags::EXEC, X),
-            (PteFlags::USER, U),
-            (PteFlags::GLOBAL, G),
-            (PteFlags::ACCESSED, A),
-            (PteFlags::DIRTY, D),
-            (PteFlags::COW, SW_COW),
-        ] {
-            if f.contains(flag) {
-                v |= bit;
-            }
-        }
+        // PteFlags READ..DIRTY, COW are bits 0..7, in the same order as R W X U G A D RSW0
+        // in bits 1..8 of the PTE: one shift encodes them all.
+        v |= (f.bits() as u64 & 0xff) << 1;
         if PBMT {
             v |= match a.cache {
                 CacheMode::WriteBack => 0,
@@ -131,11 +134,13 @@ impl<const L: usize, const PBMT: bool> Arch for RiscV<L, PBMT> {
         v
     }
 
+    #[inline]
     fn encode_table(pa: u64, _level: usize) -> u64 {
         // Linux's `_PAGE_TABLE` is `_PAGE_PRESENT` alone.
         (pa >> 12) << PPN_SHIFT & PPN_MASK | V
     }
 
+    #[inline]
     fn decode(raw: u64, level: usize) -> Decoded {
         if raw == 0 {
             return Decoded::Empty;
@@ -150,22 +155,10 @@ impl<const L: usize, const PBMT: bool> Arch for RiscV<L, PBMT> {
         if level > 2 || (valid && raw & (R | W) == W) {
             return Decoded::Unknown;
         }
-        let mut f = PteFlags::empty();
-        let perms: &[(u64, PteFlags)] = if valid {
-            &[(R, PteFlags::READ), (W, PteFlags::WRITE), (X, PteFlags::EXEC)]
-        } else {
-            &[]
-        };
-        for &(bit, flag) in perms.iter().chain(&[
-            (U, PteFlags::USER),
-            (G, PteFlags::GLOBAL),
-            (A, PteFlags::ACCESSED),
-            (D, PteFlags::DIRTY),
-            (SW_COW, PteFlags::COW),
-        ]) {
-            if raw & bit != 0 {
-                f |= flag;
-            }
+        // See encode_leaf: R W X U G A D RSW0 map onto PteFlags bits 0..7 by one shift.
+        let mut f = PteFlags::from_bits_truncate(((raw >> 1) & 0xff) as u16);
+        if !valid {
+            f.remove(PteFlags::PERMS);
         }
         let cache = if !PBMT {
             CacheMode::WriteBack

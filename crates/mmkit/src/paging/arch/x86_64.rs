@@ -21,7 +21,7 @@
 //! an AVL bit so that a `PROT_NONE` leaf can still remember `GLOBAL`. The hardware ignores both
 //! in a not-present entry (SDM §4.5.4: "if P is 0, the other bits are ignored").
 
-use super::{bits, write_implies_read, Arch, Decoded};
+use super::{bits, flag_if, write_implies_read, Arch, Decoded};
 use crate::paging::{Attrs, CacheMode, PteFlags};
 
 /// x86-64 paging with `L` levels (4, or 5 with CR4.LA57).
@@ -77,6 +77,7 @@ impl<const L: usize> Arch for X86Paging<L> {
     const PA_BITS: u32 = 52;
     const MAX_LEAF_LEVEL: usize = 2;
 
+    #[inline]
     fn normalize(a: Attrs) -> Attrs {
         let mut a = write_implies_read(a);
         // A present x86 entry is always readable (there is no "not readable" bit).
@@ -86,6 +87,7 @@ impl<const L: usize> Arch for X86Paging<L> {
         a
     }
 
+    #[inline]
     fn encode_leaf(pa: u64, a: Attrs, level: usize) -> u64 {
         let f = a.flags;
         let mut v = pa & addr_mask(level);
@@ -124,10 +126,12 @@ impl<const L: usize> Arch for X86Paging<L> {
         v
     }
 
+    #[inline]
     fn encode_table(pa: u64, _level: usize) -> u64 {
         (pa & ADDR_4K) | TABLE_FLAGS
     }
 
+    #[inline]
     fn decode(raw: u64, level: usize) -> Decoded {
         if raw == 0 {
             return Decoded::Empty;
@@ -153,17 +157,11 @@ impl<const L: usize> Arch for X86Paging<L> {
                 f |= PteFlags::EXEC;
             }
         }
-        for (bit, flag) in [
-            (US, PteFlags::USER),
-            (A, PteFlags::ACCESSED),
-            (D, PteFlags::DIRTY),
-            (G, PteFlags::GLOBAL),
-            (SW_COW, PteFlags::COW),
-        ] {
-            if raw & bit != 0 {
-                f |= flag;
-            }
-        }
+        f |= flag_if(raw, US, PteFlags::USER);
+        f |= flag_if(raw, A, PteFlags::ACCESSED);
+        f |= flag_if(raw, D, PteFlags::DIRTY);
+        f |= flag_if(raw, G, PteFlags::GLOBAL);
+        f |= flag_if(raw, SW_COW, PteFlags::COW);
         let pat = if level == 0 { PAT_4K } else { PAT_HUGE };
         let idx =
             ((raw & pat != 0) as u8) << 2 | ((raw & PCD != 0) as u8) << 1 | (raw & PWT != 0) as u8;

@@ -20,16 +20,19 @@ use alloc::vec::Vec;
 /// Entries per node. 16 × 8-byte keys = two cache lines per key array.
 pub(super) const B: usize = 16;
 /// A non-root node with fewer entries than this is rebalanced with a sibling.
-pub(super) const MIN: usize = B / 3;
+pub(super) const MIN: usize = B / 4;
 /// "No node" in the leaf chain.
 pub(super) const NIL: u32 = u32::MAX;
 
+/// One node. `repr(C)` keeps the layout a lookup reads in order: the starts it scans (two
+/// cache lines), then the child/slot pointers it follows (the next line), then the rest.
 #[derive(Clone)]
+#[repr(C)]
 pub(super) struct Node {
     pub(super) start: [u64; B],
+    pub(super) ptr: [u32; B],
     pub(super) end: [u64; B],
     pub(super) gap: [u64; B],
-    pub(super) ptr: [u32; B],
     pub(super) len: u32,
     /// Leaf chain (leaves only).
     pub(super) prev: u32,
@@ -63,14 +66,36 @@ impl Node {
         self.len as usize
     }
 
+    /// Number of entries whose start is `<= x`. Scans all `B` slots without branches (unused
+    /// slots hold `u64::MAX`) so the compiler vectorises it and the loads run in parallel,
+    /// then clamps for `x == u64::MAX`.
     #[inline]
-    pub(super) fn starts(&self) -> &[u64] {
-        &self.start[..self.n()]
+    pub(super) fn count_start_le(&self, x: u64) -> usize {
+        let mut c = 0;
+        for &k in &self.start {
+            c += (k <= x) as usize;
+        }
+        c.min(self.n())
     }
 
+    /// Number of entries whose start is `< x`.
     #[inline]
-    pub(super) fn ends(&self) -> &[u64] {
-        &self.end[..self.n()]
+    pub(super) fn count_start_lt(&self, x: u64) -> usize {
+        let mut c = 0;
+        for &k in &self.start {
+            c += (k < x) as usize;
+        }
+        c.min(self.n())
+    }
+
+    /// Number of entries whose end is `<= x`.
+    #[inline]
+    pub(super) fn count_end_le(&self, x: u64) -> usize {
+        let mut c = 0;
+        for &k in &self.end {
+            c += (k <= x) as usize;
+        }
+        c.min(self.n())
     }
 
     #[inline]
@@ -171,9 +196,9 @@ impl Arena {
 
     /// Moves the upper half of node `i` into a new right sibling and returns it. Leaves are
     /// linked into the leaf chain.
-    pub(super) fn split(&mut self, i: u32, leaf: bool) -> u32 {
+    /// `mid` entries stay in the left node.
+    pub(super) fn split(&mut self, i: u32, leaf: bool, mid: usize) -> u32 {
         let r = self.alloc();
-        let mid = self.get(i).n() / 2;
         let mut moved = [Entry { start: 0, end: 0, gap: 0, ptr: 0 }; B];
         let mut k = 0;
         {
