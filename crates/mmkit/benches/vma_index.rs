@@ -297,7 +297,7 @@ fn bench_map_unmap_index(c: &mut Criterion, f: &mut Fixtures) {
 /// change, then the re-merge (two removals and a range change). `memory_set` cannot merge, so
 /// it measures its `protect` there and back (which splits once, then finds the page exact).
 fn bench_protect_index(c: &mut Criterion, f: &mut Fixtures) {
-    let s = base(f.n) + (f.n as u64 / 2 & !1) * 4 * PG;
+    let s = base(f.n) + ((f.n as u64 / 2) & !1) * 4 * PG;
     let mut g = group_for(c, "mprotect_index", f.n);
     let ix = &mut f.ix;
     g.bench_function("vma_index", |b| {
@@ -359,7 +359,7 @@ fn bench_syscalls(c: &mut Criterion, n: usize) {
             });
         }
     }
-    let s = base(n) + (n as u64 / 2 & !1) * 4 * PG;
+    let s = base(n) + ((n as u64 / 2) & !1) * 4 * PG;
     let count = space.map_count();
     match space.sys_mprotect(s + PG, PG, PROT_NONE) {
         Err(e) => println!("note: sys_mprotect failed with {e:?}; mprotect split+merge skipped"),

@@ -15,11 +15,13 @@ pub struct SpaceStats {
     pub brk_calls: u64,
     /// madvise calls.
     pub madvise_calls: u64,
-    /// VMA merges performed (each neighbour absorbed counts once).
+    /// VMA merges performed: each VMA (or new range) absorbed by a neighbour counts once, so
+    /// a three-way merge (prev + range + next) counts 2.
     pub merges: u64,
-    /// VMA splits performed.
+    /// VMA splits performed (`__split_vma()` calls that succeeded).
     pub splits: u64,
-    /// Bytes currently mapped (Linux's `total_vm` in bytes).
+    /// Bytes currently mapped (Linux's `total_vm` in bytes); kept in O(1) per change from
+    /// the incrementally maintained `total_vm`.
     pub mapped_bytes: u64,
     /// Highest VMA count ever reached.
     pub peak_vma_count: u64,

@@ -788,3 +788,27 @@ fn a37_thp_placement_sequence_follows_linux_formula() {
     assert_eq!(m(&mut s, 4 << 20, SHANON, NOFD), 0x7fff_f680_0000);
     check(&s);
 }
+
+#[test]
+fn a_bottom_up_fallback_when_top_down_finds_nothing() {
+    // arch_get_unmapped_area_topdown() falls back to the bottom-up search from
+    // mmap_legacy_base (TASK_SIZE / 3) when nothing fits below mmap_base.
+    let mut s = space_with(|c| c.mmap_base = 0x10_0000);
+    let a = mmap(&mut s, 0, 16 * P, RW, ANON).unwrap();
+    assert_eq!(a, 0x10_0000 - 16 * P);
+    let b = mmap(&mut s, 0, 1 << 20, RW, ANON).unwrap();
+    assert_eq!(b, s.config().legacy_mmap_base);
+    let c = mmap(&mut s, 0, P, RW, ANON).unwrap();
+    assert_eq!(c, a - P);
+}
+
+#[test]
+fn a_private_dev_zero_is_anonymous_for_mprotect_accounting() {
+    // mprotect_fixup() drops VM_ACCOUNT from a never-written anonymous VMA made read-only;
+    // a private /dev/zero mapping is anonymous in that sense (vma_is_anonymous()).
+    let mut s = space();
+    let f = TestFiles::standard();
+    let a = s.sys_mmap(&f, 0, 2 * P, RW, MAP_PRIVATE, 6, 0).unwrap();
+    s.sys_mprotect(a, 2 * P, PROT_READ).unwrap();
+    assert_eq!(vmflags(vma_at(&s, a).flags), "rd mr mw me");
+}

@@ -72,17 +72,14 @@ impl Model {
     fn gaps(&self) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
         let mut cur = 0u64;
-        let mut top_covered = false;
         for x in &self.v {
             if x.start > cur {
                 out.push((cur, x.start - 1));
             }
             cur = x.end;
-            top_covered = x.end == u64::MAX && false;
         }
-        if !top_covered {
-            out.push((cur, u64::MAX));
-        }
+        // A VMA ending at u64::MAX leaves the single byte u64::MAX free.
+        out.push((cur, u64::MAX));
         out
     }
     fn vma_at(&self, a: u64) -> Option<&Vma> {

@@ -44,7 +44,8 @@
 //! `MMKIT_ORACLE_MAX_SHRINK` (mismatch kinds to shrink, default 40). For local iteration
 //! only: `MMKIT_ORACLE_SKIP=1` skips the test; `MMKIT_ORACLE_HOST_ONLY=1` runs the host side
 //! alone (generator coverage, no comparison); `MMKIT_ORACLE_SHOW=EINVAL` (or `ok(0)`, ...)
-//! prints the host calls with that result.
+//! prints the host calls with that result; `MMKIT_ORACLE_NO_GUARD=1` leaves out
+//! MADV_GUARD_INSTALL (whose page-level effects the model cannot see yet).
 //!
 //! On a mismatch the test keeps going with the next sequence, groups mismatches by kind,
 //! shrinks the first sequence of each kind to a minimal reproducer (greedy removal of

@@ -15,6 +15,12 @@
 //! - Page-level effects go through the hooks at the end of this file (`zap_range`,
 //!   `change_pte_protection`, `move_page_tables`, `populate_range`); they are no-ops until
 //!   the fault/page-table layer exists.
+//! - Limits: `may_expand_vm`, `mlock_future_ok` (uses [`AddressSpace::locked_vm`], which
+//!   includes Linux's MREMAP_DONTUNMAP over-count: mremap must call `locked_vm_skew_add`
+//!   with the pages of the source VMA whose VM_LOCKED `dontunmap_complete()` clears),
+//!   `can_do_mlock`, `vm_enough_memory`.
+//! - Placement for an existing mapping (mremap) should use `get_unmapped_area_for(backing,
+//!   ..)`: shmem objects are placed without THP alignment, files and private /dev/zero with.
 
 use core::sync::atomic::Ordering;
 
@@ -75,6 +81,17 @@ impl AreaKind {
             Backing::File(f) if f.path == "/dev/zero" => AreaKind::DevZero,
             Backing::File(_) | Backing::Device { .. } => AreaKind::File,
         }
+    }
+}
+
+/// Linux's `vma_is_anonymous()` (no `vm_ops`): private anonymous memory, and also a
+/// private `/dev/zero` mapping, which keeps its `vm_file` (so maps prints it) but has no
+/// vm_ops (`mmap_zero_prepare()`).
+pub(crate) fn vma_is_anonymous(v: &Vma) -> bool {
+    match &v.backing {
+        Backing::Anonymous => true,
+        Backing::File(f) => f.path == "/dev/zero" && !v.flags.contains(VmFlags::MAYSHARE),
+        _ => false,
     }
 }
 

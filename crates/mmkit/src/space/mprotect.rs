@@ -22,7 +22,7 @@ impl Piece {
             start: v.start,
             end: v.end,
             flags: v.flags,
-            anonymous: v.is_anonymous(),
+            anonymous: super::merge::vma_is_anonymous(v),
             has_anon_vma: v.anon_vma.is_some(),
         }
     }

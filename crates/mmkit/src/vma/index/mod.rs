@@ -525,7 +525,7 @@ impl VmaIndex {
         let old_end = self.key(p).1;
         let prev_end = self.prev_pos(p).map_or(0, |q| self.key(q).1);
         let next_start = self.next_pos(p).map(|q| self.key(q).0);
-        if prev_end <= new_start && next_start.map_or(true, |ns| new_end <= ns) {
+        if prev_end <= new_start && !matches!(next_start, Some(ns) if new_end > ns) {
             // Still between the same neighbours: rewrite the keys in place.
             self.rekey(start, new_start, new_end, None);
         } else {

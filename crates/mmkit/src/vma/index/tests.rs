@@ -74,7 +74,7 @@ fn lookups_across_levels() {
     let o: Vec<u64> =
         ix.overlapping(0x10000 + PG / 2, 0x10000 + 6 * PG + 1).map(|v| v.start).collect();
     assert_eq!(o, [0x10000, 0x12000, 0x14000, 0x16000]);
-    assert_eq!(ix.iter().rev().next().unwrap().start, 0x10000 + (n - 1) * 2 * PG);
+    assert_eq!(ix.iter().next_back().unwrap().start, 0x10000 + (n - 1) * 2 * PG);
 }
 
 #[test]
