@@ -318,7 +318,7 @@ pub fn seed(
             }
             n if n.starts_with("[anon_shmem:") || (l.shared && n == "/dev/zero (deleted)") => {
                 flags |= may | VmFlags::MAYSHARE | VmFlags::SHARED;
-                backing = Backing::Shmem { id: l.inode };
+                backing = Backing::shmem_unsized(l.inode);
                 pgoff = pgoff_file;
                 if let Some(inner) =
                     n.strip_prefix("[anon_shmem:").and_then(|s| s.strip_suffix(']'))
@@ -347,7 +347,7 @@ pub fn seed(
                 if l.shared {
                     // Shared anonymous memory always has a name; treat as shmem.
                     flags |= VmFlags::MAYSHARE | VmFlags::SHARED;
-                    backing = Backing::Shmem { id: l.inode };
+                    backing = Backing::shmem_unsized(l.inode);
                 } else {
                     if l.write {
                         flags |= VmFlags::ACCOUNT;
@@ -490,7 +490,7 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
         assert_eq!(mmkit::procfs::vm_flags_string(f(4)), "rd ex mr mw me de ");
         assert_eq!(mmkit::procfs::vm_flags_string(f(5)), "rd mr me ms ");
         assert_eq!(mmkit::procfs::vm_flags_string(f(6)), "rd wr sh mr mw me ms ");
-        assert_eq!(s.vmas[6].backing, Backing::Shmem { id: 1025 });
+        assert_eq!(s.vmas[6].backing, Backing::shmem_unsized(1025));
         assert_eq!(mmkit::procfs::vm_flags_string(f(7)), "rd wr mr mw me gd ac ");
         assert!(s.vmas[7].anon_vma.is_some());
         let sp = s.start_stack.unwrap();

@@ -137,7 +137,7 @@ pub fn vma_dev_ino_off(vma: &Vma) -> (u32, u32, u64, u64) {
     let off = vma.pgoff.wrapping_shl(crate::addr::PAGE_SHIFT);
     match &vma.backing {
         Backing::File(f) => (f.dev_major, f.dev_minor, f.inode, off),
-        Backing::Shmem { id } => (SHMEM_DEV.0, SHMEM_DEV.1, *id, off),
+        Backing::Shmem { id, .. } => (SHMEM_DEV.0, SHMEM_DEV.1, *id, off),
         Backing::Anonymous | Backing::Device { .. } => (0, 0, 0, 0),
     }
 }
@@ -431,7 +431,7 @@ mod tests {
             0x7fc5_568a_d000,
             RW | MAY | VmFlags::SHARED | VmFlags::MAYSHARE,
             0,
-            Backing::Shmem { id: 1025 },
+            Backing::shmem_unsized(1025),
         );
         assert_eq!(
             line(&sp, &sh),

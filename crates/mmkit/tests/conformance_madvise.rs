@@ -520,3 +520,107 @@ fn g22b_guard_install_on_shared_anon_and_file_mappings() {
     assert!(vma_at(&s, f).flags.contains(VmFlags::MAYBE_GUARD));
     assert_eq!(count_in(&s, f, f + 4 * P), 1);
 }
+
+// Guard markers (MADV_GUARD_INSTALL, 6.13+) at page level, as the 6.18 host shows them with
+// one-page MADV_POPULATE_READ probes (`fault_map`: `G` = EFAULT on a marker).
+
+#[test]
+fn guard_markers_make_populate_fault_efault() {
+    for flags in [ANON, SHANON] {
+        let mut s = space();
+        let p = mmap(&mut s, BASE, 8 * P, RW, flags | MAP_FIXED).unwrap();
+        assert_eq!(s.sys_madvise(p + 2 * P, 2 * P, MADV_GUARD_INSTALL), Ok(0));
+        assert_eq!(fault_map(&mut s, p, 8), "..GG....");
+        assert_eq!(s.sys_madvise(p, 8 * P, MADV_POPULATE_WRITE), Err(Errno::EFAULT));
+        assert_eq!(s.sys_madvise(p + 2 * P, 6 * P, MADV_POPULATE_READ), Err(Errno::EFAULT));
+        assert_eq!(s.sys_madvise(p, 2 * P, MADV_POPULATE_WRITE), Ok(0));
+        assert_eq!(s.write_fault(p + 3 * P), Err(Errno::EFAULT));
+        assert_eq!(s.write_fault(p + 4 * P), Ok(()));
+        check(&s);
+    }
+}
+
+#[test]
+fn guard_markers_survive_dontneed_free_remove() {
+    for flags in [ANON, SHANON] {
+        let mut s = space();
+        let p = mmap(&mut s, BASE, 8 * P, RW, flags | MAP_FIXED).unwrap();
+        assert_eq!(s.sys_madvise(p + 2 * P, 2 * P, MADV_GUARD_INSTALL), Ok(0));
+        assert_eq!(s.sys_madvise(p, 8 * P, MADV_DONTNEED), Ok(0));
+        assert_eq!(s.sys_madvise(p, 8 * P, MADV_DONTNEED_LOCKED), Ok(0));
+        if flags == ANON {
+            assert_eq!(s.sys_madvise(p, 8 * P, MADV_FREE), Ok(0));
+        } else {
+            assert_eq!(s.sys_madvise(p, 8 * P, MADV_REMOVE), Ok(0));
+        }
+        assert_eq!(fault_map(&mut s, p, 8), "..GG....");
+    }
+}
+
+#[test]
+fn guard_remove_clears_markers_in_range_only() {
+    let mut s = space();
+    let p = anon(&mut s, BASE, 8 * P, RW);
+    assert_eq!(s.sys_madvise(p + P, 4 * P, MADV_GUARD_INSTALL), Ok(0));
+    assert_eq!(s.sys_madvise(p + 2 * P, 2 * P, MADV_GUARD_REMOVE), Ok(0));
+    assert_eq!(fault_map(&mut s, p, 8), ".G..G...");
+    // A locked VMA refuses GUARD_INSTALL but not GUARD_REMOVE.
+    assert_eq!(s.sys_mlock(p + 6 * P, P), Ok(0));
+    assert_eq!(s.sys_madvise(p + 6 * P, P, MADV_GUARD_INSTALL), Err(Errno::EINVAL));
+    assert_eq!(s.sys_madvise(p, 8 * P, MADV_GUARD_REMOVE), Ok(0));
+    assert_eq!(fault_map(&mut s, p, 8), "........");
+}
+
+#[test]
+fn guard_install_over_a_gap_marks_the_mapped_part() {
+    // Oracle seed 321: ENOMEM for the hole, markers on the mapped part, so a later populate
+    // starting there fails with EFAULT before reaching an unpopulatable VMA (EINVAL).
+    let mut s = space();
+    let a = mmap(&mut s, BASE + 12 * P, 27 * P, PROT_WRITE, SHANON | MAP_FIXED | MAP_POPULATE)
+        .unwrap();
+    assert_eq!(s.sys_madvise(BASE + 2 * P, 20 * P, MADV_GUARD_INSTALL), Err(Errno::ENOMEM));
+    mmap(&mut s, BASE + 20 * P, 13 * P, PROT_EXEC, ANON | MAP_FIXED).unwrap();
+    assert_eq!(s.sys_madvise(BASE + 19 * P, 12 * P, MADV_POPULATE_WRITE), Err(Errno::EFAULT));
+    assert_eq!(s.sys_madvise(a, 8 * P, MADV_GUARD_REMOVE), Ok(0));
+    assert_eq!(s.sys_madvise(BASE + 19 * P, 12 * P, MADV_POPULATE_WRITE), Err(Errno::EINVAL));
+}
+
+#[test]
+fn guard_markers_go_with_munmap_and_map_fixed() {
+    let mut s = space();
+    let p = anon(&mut s, BASE, 8 * P, RW);
+    assert_eq!(s.sys_madvise(p + 5 * P, P, MADV_GUARD_INSTALL), Ok(0));
+    anon(&mut s, p + 4 * P, 2 * P, RW);
+    assert_eq!(fault_map(&mut s, p, 8), "........");
+    assert_eq!(s.sys_madvise(p + 5 * P, P, MADV_GUARD_INSTALL), Ok(0));
+    assert_eq!(s.sys_munmap(p + 5 * P, P), Ok(0));
+    anon(&mut s, p + 5 * P, P, RW);
+    assert_eq!(fault_map(&mut s, p, 8), "........");
+    check(&s);
+}
+
+#[test]
+fn populate_past_shmem_object_size_efault() {
+    // E26 / oracle seed 300094: a shared anonymous object is as large as the first mmap;
+    // pages an mremap adds beyond it cannot be faulted in (SIGBUS; populate → EFAULT).
+    let mut s = space();
+    let p = mmap(&mut s, BASE, 4 * P, RW, SHANON | MAP_FIXED).unwrap();
+    assert_eq!(s.sys_mremap(p, 4 * P, 8 * P, 0, 0), Ok(p));
+    assert_eq!(fault_map(&mut s, p, 8), "....GGGG");
+    assert_eq!(s.sys_madvise(p, 8 * P, MADV_POPULATE_WRITE), Err(Errno::EFAULT));
+    assert_eq!(s.sys_madvise(p + 4 * P, 4 * P, MADV_WILLNEED), Ok(0));
+    assert_eq!(s.write_fault(p + 4 * P), Err(Errno::EFAULT));
+    assert_eq!(s.write_fault(p + 3 * P), Ok(()));
+}
+
+#[test]
+fn populate_shared_dev_zero_at_an_offset_efault() {
+    // /dev/zero MAP_SHARED makes an object of the mapping's length, but vm_pgoff keeps the
+    // offset: every page of a mapping at offset >= its length lies past the object's end.
+    let mut s = space();
+    let t = TestFiles::standard();
+    let z = s.sys_mmap(&t, BASE, 2 * P, RW, MAP_SHARED | MAP_FIXED, 6, 10 * P).unwrap();
+    assert_eq!(fault_map(&mut s, z, 2), "GG");
+    let a = mmap(&mut s, BASE + 16 * P, 2 * P, RW, SHANON | MAP_FIXED).unwrap();
+    assert_eq!(fault_map(&mut s, a, 2), "..");
+}

@@ -648,7 +648,7 @@ fn f18_dev_zero_shared_is_fresh_shmem_private_is_anonymous_memory() {
     let b = fmap(&mut s, P, RW, MAP_SHARED, 6, 0).unwrap();
     let (va, vb) = (vma_at(&s, a), vma_at(&s, b));
     match (&va.backing, &vb.backing) {
-        (Backing::Shmem { id: x }, Backing::Shmem { id: y }) => assert_ne!(x, y),
+        (Backing::Shmem { id: x, .. }, Backing::Shmem { id: y, .. }) => assert_ne!(x, y),
         other => panic!("{other:?}"),
     }
     assert_eq!(count_in(&s, a.min(b), a.max(b) + P), 2);

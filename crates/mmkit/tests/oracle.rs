@@ -28,6 +28,11 @@
 //!   also store one byte for real (only where the host's maps prove the store cannot fault
 //!   fatally; see `run::touch_host`) and call `AddressSpace::write_fault` on the model.
 //!
+//! * Three sequences in four run with the test process's privileges (root: CAP_IPC_LOCK);
+//!   every fourth drops CAP_IPC_LOCK from the test thread's effective set and lowers the
+//!   soft RLIMIT_MEMLOCK to a small budget (0, 4, 16 or 64 pages), restoring both afterwards,
+//!   so mlock/MAP_LOCKED/mremap limit checks (EPERM, ENOMEM, EAGAIN) are compared too.
+//!
 //! # What is compared
 //! After every call: the return value or errno (an address exactly when the host's lies in
 //! the free region, by class otherwise, see above); every VMA in the free region — start,

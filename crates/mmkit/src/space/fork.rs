@@ -15,6 +15,7 @@ impl AddressSpace {
     ///   the child's `locked_vm` is 0; `def_flags` keeps only VM_NOHUGEPAGE
     ///   (`VM_INIT_DEF_MASK`), so MCL_FUTURE is not inherited.
     /// - VM_WIPEONFORK VMAs keep range and flags but get no anon_vma (they read zeros).
+    /// - Guard markers are copied, except in VM_WIPEONFORK VMAs.
     /// - A VMA whose parent had an anon_vma gets a fresh one of its own, chained to the
     ///   parent's (`anon_vma_fork()`): `chain_inherited` is set, which blocks merges with
     ///   VMAs that have none (`is_mergeable_anon_vma()`).
@@ -33,6 +34,13 @@ impl AddressSpace {
         for v in self.vmas.iter() {
             if v.flags.contains(VmFlags::DONTCOPY) {
                 continue;
+            }
+            // Guard markers are copied with the page tables, which VM_WIPEONFORK VMAs do
+            // not get (`copy_page_range()` is skipped for them).
+            if !v.flags.contains(VmFlags::WIPEONFORK) {
+                for (a, b) in self.guards.parts(v.start, v.end) {
+                    child.guards.insert(a, b);
+                }
             }
             let mut c = v.clone();
             c.flags.remove(VM_LOCKED_MASK);

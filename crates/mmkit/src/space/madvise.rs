@@ -210,6 +210,8 @@ impl AddressSpace {
                 if !is_valid_guard_vma(vma.flags, true) {
                     return Err(Errno::EINVAL);
                 }
+                // madvise_guard_remove(): clears the markers (VM_MAYBE_GUARD stays).
+                self.guards.remove(start, end);
                 return Ok(vma.start);
             }
             MADV_NORMAL => new_flags -= VmFlags::RAND_READ | VmFlags::SEQ_READ,
@@ -333,6 +335,7 @@ impl AddressSpace {
         }
         // Installing a marker zaps whatever is mapped there first.
         self.zap_range(start, end);
+        self.guards.insert(start, end);
         Ok(vma.start)
     }
 
@@ -355,8 +358,14 @@ impl AddressSpace {
             if !flags.contains(needed) {
                 return Err(Errno::EINVAL);
             }
-            if write && !flags.contains(VmFlags::SHARED) {
+            // A guard marker (SIGSEGV) or a shmem page past the object's end (SIGBUS) stops
+            // the walk with EFAULT; the pages before it stay populated.
+            let bad = self.first_unfaultable(vma, addr, end);
+            if write && !flags.contains(VmFlags::SHARED) && bad != Some(addr) {
                 self.anon_vma_prepare(vm_start);
+            }
+            if bad.is_some() {
+                return Err(Errno::EFAULT);
             }
             addr = vm_end;
         }

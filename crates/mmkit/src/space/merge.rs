@@ -100,7 +100,7 @@ pub(crate) fn same_file(a: &Backing, b: &Backing) -> bool {
     match (a, b) {
         (Backing::Anonymous, Backing::Anonymous) => true,
         (Backing::File(x), Backing::File(y)) => x.id == y.id,
-        (Backing::Shmem { id: x }, Backing::Shmem { id: y }) => x == y,
+        (Backing::Shmem { id: x, .. }, Backing::Shmem { id: y, .. }) => x == y,
         (Backing::Device { phys_base: x }, Backing::Device { phys_base: y }) => x == y,
         _ => false,
     }
@@ -530,6 +530,8 @@ impl AddressSpace {
     /// `vms_complete_munmap_vmas()`: removes every VMA inside `[start, end)` (which
     /// [`AddressSpace::munmap_prepare`] made split-free) and zaps their pages.
     pub(crate) fn munmap_complete(&mut self, start: u64, end: u64) {
+        // The guard markers go with the page tables (`free_pgtables()`).
+        self.guards.remove(start, end);
         let mut zapped = false;
         let mut from = start;
         while from < end {
@@ -869,6 +871,10 @@ impl AddressSpace {
                 }
             }
         };
+        // A guard marker (SIGSEGV) or a shmem page past the object's end (SIGBUS).
+        if self.first_unfaultable(&vma, addr, addr.saturating_add(1)).is_some() {
+            return Err(Errno::EFAULT);
+        }
         if !vma.flags.contains(VmFlags::WRITE) {
             return Err(Errno::EFAULT);
         }
@@ -938,10 +944,10 @@ impl AddressSpace {
         let _ = (start, end, flags);
     }
 
-    /// `move_page_tables()`: move the PTEs of `len` bytes from `old` to `new`.
-    #[allow(dead_code)] // for mremap (S2)
+    /// `move_page_tables()`: move the PTEs of `len` bytes from `old` to `new`. Guard markers
+    /// move with them (`move_ptes()` moves every non-none PTE).
     pub(crate) fn move_page_tables(&mut self, old: u64, new: u64, len: u64) {
-        let _ = (old, new, len);
+        self.guards.move_range(old, new, len);
     }
 
     /// `populate_vma_page_range()` over `[start, end)` as `mm_populate()` does it: write
@@ -952,6 +958,11 @@ impl AddressSpace {
         let mut targets = alloc::vec::Vec::new();
         for v in self.vmas.overlapping(start, end) {
             if v.flags.intersects(VmFlags::IO | VmFlags::PFNMAP | VmFlags::LOCKONFAULT) {
+                continue;
+            }
+            // A first page that cannot be faulted (guard marker) faults nothing in.
+            let from = start.max(v.start);
+            if self.first_unfaultable(v, from, end) == Some(from) {
                 continue;
             }
             if v.flags & (VmFlags::WRITE | VmFlags::SHARED) == VmFlags::WRITE {
@@ -1005,5 +1016,16 @@ impl AddressSpace {
         assert_eq!(self.vmas.mapped_bytes(), c.total_vm << PAGE_SHIFT, "index mapped_bytes");
         assert!(self.stats.peak_vma_count >= n as u64, "peak VMA count");
         assert!(self.next_id.load(Ordering::Relaxed) > 0);
+        // Guard markers live only in mapped pages.
+        if !self.guards.is_empty() {
+            for (a, b) in self.guards.parts(0, u64::MAX) {
+                let mut at = a;
+                while at < b {
+                    let v = self.vmas.find(at);
+                    assert!(v.is_some(), "guard marker at {at:#x} outside any VMA");
+                    at = v.map_or(b, |v| v.end);
+                }
+            }
+        }
     }
 }

@@ -223,6 +223,7 @@ impl AddressSpace {
                 break;
             };
             let (vm_start, vm_end, flags) = (vma.start, vma.end, vma.flags);
+            let from = nstart.max(vm_start);
             nstart = vm_end.min(end);
             if flags.intersects(VmFlags::IO | VmFlags::PFNMAP) {
                 continue;
@@ -236,8 +237,17 @@ impl AddressSpace {
                 }
                 return Err(Errno::EFAULT);
             }
-            if flags & (VmFlags::WRITE | VmFlags::SHARED) == VmFlags::WRITE {
+            // A guard marker or a shmem page past the object's end: the pages before it are
+            // faulted in, then `__get_user_pages()` fails with EFAULT.
+            let bad = self.first_unfaultable(vma, from, nstart);
+            if flags & (VmFlags::WRITE | VmFlags::SHARED) == VmFlags::WRITE && bad != Some(from) {
                 self.anon_vma_prepare(vm_start);
+            }
+            if bad.is_some() {
+                if ignore_errors {
+                    continue;
+                }
+                return Err(Errno::EFAULT);
             }
         }
         Ok(())

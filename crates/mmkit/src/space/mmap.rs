@@ -350,7 +350,7 @@ impl AddressSpace {
         }
         let backing = match backing {
             Some(b) => b,
-            None => Backing::Shmem { id: self.alloc_id() },
+            None => Backing::Shmem { id: self.alloc_id(), size_pages: pglen },
         };
         // __mmap_complete(): special mappings are never locked.
         if vm_flags.intersects(VM_SPECIAL) {

@@ -27,6 +27,7 @@
 mod accounting;
 mod brk;
 mod fork;
+mod guard;
 mod madvise;
 mod merge;
 mod mlock;
@@ -123,6 +124,8 @@ pub struct AddressSpace {
     pub(crate) next_id: core::sync::atomic::AtomicU64,
     /// Counters.
     pub(crate) stats: SpaceStats,
+    /// The pages holding guard markers (MADV_GUARD_INSTALL), see `guard.rs`.
+    pub(crate) guards: guard::GuardSet,
 }
 
 impl AddressSpace {
@@ -143,6 +146,7 @@ impl AddressSpace {
             end_data: 0,
             next_id: core::sync::atomic::AtomicU64::new(1),
             stats: SpaceStats::default(),
+            guards: guard::GuardSet::default(),
         }
     }
 
@@ -206,7 +210,7 @@ impl AddressSpace {
         if let Some(a) = vma.anon_vma {
             top = a.id;
         }
-        if let crate::vma::Backing::Shmem { id } = vma.backing {
+        if let crate::vma::Backing::Shmem { id, .. } = vma.backing {
             top = top.max(id);
         }
         self.next_id.fetch_max(top.saturating_add(1), core::sync::atomic::Ordering::Relaxed);

@@ -143,6 +143,12 @@ pub enum Backing {
     Shmem {
         /// Object identity and inode number.
         id: u64,
+        /// The object's size in pages (the shmem file's `i_size`): the mmap length at
+        /// creation (`shmem_zero_setup()`), which later mremap()s never change. A page at or
+        /// beyond it cannot be faulted in (`shmem_fault()` → SIGBUS; MADV_POPULATE_* →
+        /// EFAULT). [`SHMEM_SIZE_UNKNOWN`] when the size is not known (a VMA read back from
+        /// `/proc/<pid>/maps`): no page is then refused.
+        size_pages: u64,
     },
     /// Device memory (VM_IO|VM_PFNMAP) starting at a physical base.
     Device {
@@ -151,7 +157,16 @@ pub enum Backing {
     },
 }
 
+/// `Backing::Shmem { size_pages }` of an object whose size is not known: unbounded.
+pub const SHMEM_SIZE_UNKNOWN: u64 = u64::MAX;
+
 impl Backing {
+    /// A shmem object of unknown size (see [`SHMEM_SIZE_UNKNOWN`]), e.g. one seen in a maps
+    /// snapshot.
+    pub fn shmem_unsized(id: u64) -> Backing {
+        Backing::Shmem { id, size_pages: SHMEM_SIZE_UNKNOWN }
+    }
+
     /// True for backings that are file-like in Linux (have a `vm_file`).
     pub fn has_file(&self) -> bool {
         !matches!(self, Backing::Anonymous)

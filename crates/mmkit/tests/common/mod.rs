@@ -182,3 +182,18 @@ impl FdTable for TestFiles {
 pub fn check(s: &AddressSpace) {
     s.check_invariants(true);
 }
+
+/// One character per page of `[addr, addr + n pages)`, from a one-page MADV_POPULATE_READ
+/// on each, as a probe program on the host prints it: `.` faulted in, `G` EFAULT (a guard
+/// marker, or a shmem page past the object's end), `-` ENOMEM (unmapped), `?` any other
+/// error. MADV_POPULATE_READ never changes the VMAs.
+pub fn fault_map(s: &mut AddressSpace, addr: u64, n: u64) -> String {
+    (0..n)
+        .map(|i| match s.sys_madvise(addr + i * P, P, 22) {
+            Ok(_) => '.',
+            Err(Errno::EFAULT) => 'G',
+            Err(Errno::ENOMEM) => '-',
+            Err(_) => '?',
+        })
+        .collect()
+}

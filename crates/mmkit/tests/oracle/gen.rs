@@ -460,9 +460,11 @@ pub fn gen_sequence(rng: &mut Rng, g: &Geometry, n: u64) -> Vec<Op> {
 /// lengths, known flag and advice values.
 fn is_clean(g: &Geometry, op: &Op) -> bool {
     let near = |a: u64| {
-        a % PAGE == 0 && a >= g.win - SLOP_PAGES * PAGE && a <= g.win_end() + SLOP_PAGES * PAGE
+        a.is_multiple_of(PAGE)
+            && a >= g.win - SLOP_PAGES * PAGE
+            && a <= g.win_end() + SLOP_PAGES * PAGE
     };
-    let len_ok = |l: u64| l % PAGE == 0 && l > 0 && l <= 32 * PAGE;
+    let len_ok = |l: u64| l.is_multiple_of(PAGE) && l > 0 && l <= 32 * PAGE;
     let prot_ok = |p: u64| p & !(PROT_READ | PROT_WRITE | PROT_EXEC) == 0;
     match *op {
         Op::Mmap { addr, len, prot, flags, off, .. } => {

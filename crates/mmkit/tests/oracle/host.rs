@@ -21,6 +21,9 @@ pub mod nr {
     pub const MLOCKALL: u64 = 151;
     pub const MUNLOCKALL: u64 = 152;
     pub const MLOCK2: u64 = 325;
+    pub const CAPGET: u64 = 125;
+    pub const CAPSET: u64 = 126;
+    pub const SETRLIMIT: u64 = 160;
 }
 
 /// Issues a raw `syscall` instruction with six arguments and returns `rax` unchanged.
@@ -214,4 +217,58 @@ pub fn status_counters() -> [u64; 3] {
             .unwrap_or_else(|| panic!("no {key} in /proc/self/status"))
     };
     [get("VmLck:"), get("VmStk:"), get("VmExe:") + get("VmLib:")]
+}
+
+/// `setrlimit(resource, {soft, hard})`.
+pub fn setrlimit(resource: u64, soft: u64, hard: u64) -> Result<u64, Errno> {
+    let lim = [soft, hard];
+    // SAFETY: the kernel reads one `struct rlimit` (two u64) from a live local array.
+    decode(unsafe { syscall6(nr::SETRLIMIT, resource, lim.as_ptr() as u64, 0, 0, 0, 0) })
+}
+
+/// The hard RLIMIT_MEMLOCK.
+pub fn memlock_hard() -> u64 {
+    let mut lim = [0u64; 2];
+    // SAFETY: as in `getrlimit_soft`.
+    let ret =
+        unsafe { syscall6(nr::GETRLIMIT, RLIMIT_MEMLOCK, lim.as_mut_ptr() as u64, 0, 0, 0, 0) };
+    assert_eq!(ret, 0, "getrlimit(RLIMIT_MEMLOCK)");
+    lim[1]
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`.
+const CAP_V3: u32 = 0x2008_0522;
+/// CAP_IPC_LOCK.
+pub const CAP_IPC_LOCK: u32 = 14;
+
+/// Sets or clears one capability in the calling thread's effective set (capabilities are
+/// per thread in Linux, so this affects only the test's own thread). Returns whether the
+/// capability was effective before.
+pub fn set_effective_cap(cap: u32, on: bool) -> bool {
+    let mut hdr = [CAP_V3, 0u32]; // version, pid 0 = this thread
+    let mut data = [0u32; 6]; // 2 x {effective, permitted, inheritable}
+                              // SAFETY: capget writes two `__user_cap_data_struct` (6 u32) into `data` and may write
+                              // the version into `hdr`; both are live local arrays of those sizes.
+    let r = unsafe {
+        syscall6(nr::CAPGET, hdr.as_mut_ptr() as u64, data.as_mut_ptr() as u64, 0, 0, 0, 0)
+    };
+    assert_eq!(decode(r), Ok(0), "capget");
+    let (word, bit) = ((cap / 32) as usize * 3, cap % 32);
+    let was = data[word] & (1 << bit) != 0;
+    if on {
+        data[word] |= 1 << bit;
+    } else {
+        data[word] &= !(1 << bit);
+    }
+    hdr = [CAP_V3, 0];
+    // SAFETY: capset only reads the header and the two data structs from live local arrays.
+    let r =
+        unsafe { syscall6(nr::CAPSET, hdr.as_mut_ptr() as u64, data.as_ptr() as u64, 0, 0, 0, 0) };
+    assert_eq!(decode(r), Ok(0), "capset");
+    was
+}
+
+/// VmLck of this process in bytes.
+pub fn locked_bytes() -> u64 {
+    status_counters()[0] * 1024
 }

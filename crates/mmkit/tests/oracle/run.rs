@@ -26,8 +26,10 @@ enum HostRes {
 ///   the kernel would deliver SIGSEGV, reported as `EFAULT` (as `write_fault` does);
 /// * otherwise (below a VM_GROWSDOWN VMA the write would try to grow it; a shmem page past
 ///   the object's size after mremap grew it raises SIGBUS; a guard page SIGSEGV): skipped.
-fn touch_host(addr: u64, guards: bool) -> HostRes {
-    let vmas = host::host_vmas(addr, u64::MAX);
+fn touch_host(g: &Geometry, addr: u64, guards: bool) -> HostRes {
+    // Only the free region matters: above it the next VMA is one of this process's own
+    // (never VM_GROWSDOWN before [stack], which is far too far away to grow down to `addr`).
+    let vmas = host::host_vmas(addr, g.free().1);
     match vmas.first() {
         Some(v) if v.start <= addr => {
             if v.perms.as_bytes()[1] != b'w' {
@@ -53,7 +55,7 @@ fn touch_host(addr: u64, guards: bool) -> HostRes {
 fn run_host(g: &Geometry, op: &Op, guards: bool) -> HostRes {
     assert!(gen::host_safe(g, op), "unsafe op reached the host: {op}");
     let (n, a) = match *op {
-        Op::Touch { addr } => return touch_host(addr, guards),
+        Op::Touch { addr } => return touch_host(g, addr, guards),
         Op::Mmap { addr, len, prot, flags, fd, off } => {
             (nr::MMAP, [addr, len, prot, flags, fd, off])
         }
@@ -224,12 +226,44 @@ impl Oracle {
     fn replay(
         &self,
         ops: &[Op],
+        mode: Mode,
+        steps: &mut Vec<Step>,
+        cov: Option<&mut Coverage>,
+    ) -> Option<Failure> {
+        self.clean_host();
+        let mut cfg = self.cfg.clone();
+        let restore = mode.memlock_budget.map(|budget| {
+            // Unprivileged: drop CAP_IPC_LOCK from this thread's effective set and lower the
+            // soft RLIMIT_MEMLOCK to what is already locked (leaked by earlier sequences,
+            // see the DONTUNMAP rule) plus the budget; the model gets the budget alone.
+            let leaked = host::locked_bytes();
+            let hard = host::memlock_hard();
+            let budget = if leaked > 0 { budget.max(gen::PAGE) } else { budget };
+            let soft = (leaked + budget).min(hard);
+            let had_cap = host::set_effective_cap(host::CAP_IPC_LOCK, false);
+            host::setrlimit(host::RLIMIT_MEMLOCK, soft, hard).expect("setrlimit");
+            cfg.cap_ipc_lock = false;
+            cfg.rlimit_memlock = soft - leaked;
+            (had_cap, hard)
+        });
+        let f = self.replay_inner(ops, cfg, steps, cov);
+        if let Some((had_cap, hard)) = restore {
+            host::setrlimit(host::RLIMIT_MEMLOCK, self.cfg.rlimit_memlock, hard)
+                .expect("restore RLIMIT_MEMLOCK");
+            host::set_effective_cap(host::CAP_IPC_LOCK, had_cap);
+        }
+        f
+    }
+
+    fn replay_inner(
+        &self,
+        ops: &[Op],
+        cfg: MmConfig,
         steps: &mut Vec<Step>,
         mut cov: Option<&mut Coverage>,
     ) -> Option<Failure> {
-        self.clean_host();
         steps.clear();
-        let mut space = AddressSpace::new(self.cfg.clone());
+        let mut space = AddressSpace::new(cfg);
         let mut failure = None;
         let mut guards = false;
         let base = host::status_counters();
@@ -366,14 +400,14 @@ impl Oracle {
     }
 
     /// Greedily removes calls while the same kind of mismatch still shows.
-    fn shrink(&self, ops: &[Op], key: &str) -> Vec<Op> {
+    fn shrink(&self, ops: &[Op], mode: Mode, key: &str) -> Vec<Op> {
         let mut cur = ops.to_vec();
         let mut steps = Vec::new();
         let mut i = 0;
         while i < cur.len() {
             let mut cand = cur.clone();
             cand.remove(i);
-            match self.replay(&cand, &mut steps, None) {
+            match self.replay(&cand, mode, &mut steps, None) {
                 Some(f) if f.key == key => {
                     cand.truncate(f.index + 1);
                     cur = cand;
@@ -411,9 +445,25 @@ fn pick_geometry() -> Option<Geometry> {
     None
 }
 
+/// Privileges a sequence runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mode {
+    /// `Some(bytes)`: without CAP_IPC_LOCK, with this much RLIMIT_MEMLOCK to spend.
+    memlock_budget: Option<u64>,
+}
+
+impl Mode {
+    /// Every fourth sequence runs unprivileged, with a small lock budget (0 included).
+    fn for_seed(seed: u64) -> Mode {
+        let budget = [0, 4 * gen::PAGE, 16 * gen::PAGE, 64 * gen::PAGE][(seed / 4 % 4) as usize];
+        Mode { memlock_budget: (seed % 4 == 3).then_some(budget) }
+    }
+}
+
 struct Kind {
     count: u64,
     seed: u64,
+    mode: Mode,
     ops: Vec<Op>,
 }
 
@@ -460,7 +510,8 @@ pub fn main() {
         let mut rng = Rng::new(seed);
         let n = seq_len.min(total_ops - done);
         let ops = gen::gen_sequence(&mut rng, &g, n);
-        let f = oracle.replay(&ops, &mut steps, Some(&mut cov));
+        let mode = Mode::for_seed(seed);
+        let f = oracle.replay(&ops, mode, &mut steps, Some(&mut cov));
         done += n;
         seqs += 1;
         match f {
@@ -471,6 +522,7 @@ pub fn main() {
                 let k = kinds.entry(f.key.clone()).or_insert_with(|| Kind {
                     count: 0,
                     seed,
+                    mode,
                     ops: ops[..=f.index].to_vec(),
                 });
                 k.count += 1;
@@ -495,8 +547,8 @@ pub fn main() {
     let mut report = String::new();
     let max_shrink = env_u64("MMKIT_ORACLE_MAX_SHRINK", 40) as usize;
     for (i, (key, k)) in kinds.iter().enumerate() {
-        let ops = if i < max_shrink { oracle.shrink(&k.ops, key) } else { k.ops.clone() };
-        let f = oracle.replay(&ops, &mut steps, None);
+        let ops = if i < max_shrink { oracle.shrink(&k.ops, k.mode, key) } else { k.ops.clone() };
+        let f = oracle.replay(&ops, k.mode, &mut steps, None);
         let _ = writeln!(report, "\n=== mismatch kind {}: {key}", i + 1);
         let _ = writeln!(
             report,
@@ -510,6 +562,9 @@ pub fn main() {
             ops.len(),
             k.ops.len()
         );
+        if let Some(b) = k.mode.memlock_budget {
+            let _ = writeln!(report, "    (unprivileged: no CAP_IPC_LOCK, RLIMIT_MEMLOCK {b:#x})");
+        }
         for s in &steps {
             if s.skipped {
                 let _ = writeln!(report, "     {}  = skipped (unsafe to do on the host)", s.op);

@@ -2,8 +2,9 @@
 //! free-gap search (what Linux's maple tree and `vm_unmapped_area()` provide together).
 //!
 //! # Structure
-//! A B+tree ([`tree`]) of 16-wide nodes kept in an arena. Keys (`start`, `end`) live in the
-//! nodes, packed in their own arrays so a lookup touches two cache lines per level; the
+//! A B+tree (module `tree`) of 16-wide nodes kept in an arena. Keys (`start`, `end`) live
+//! in the nodes, packed in their own arrays, and each node is searched with a branch-free
+//! binary search, so a lookup reads two or three cache lines per level and no payload; the
 //! [`Vma`] payloads live in a slab addressed by a `u32` slot. Each internal entry also records
 //! the largest free gap inside its child, and the gap between two neighbouring children is
 //! `start[i] - end[i - 1]` in the parent, so a free-gap search descends only into subtrees
@@ -683,18 +684,21 @@ impl VmaIndex {
         None
     }
 
-    /// Linux's `unmapped_area()` (mm/vma.c, 6.x): the lowest address `gap` such that
-    /// `[gap, gap + length)` lies in `[low_limit, high_limit)`, is free, and keeps `start_gap`
-    /// free below it and the stack guard gap below a following VM_GROWSDOWN VMA; `None`
-    /// where Linux returns `-ENOMEM`.
+    /// Linux's `unmapped_area()` (mm/vma.c since 6.12, mm/mmap.c before): a free, aligned
+    /// `[gap, gap + length)` inside `[low_limit, high_limit)` with `start_gap` free below it
+    /// and clear of the stack guard gap of a VM_GROWSDOWN VMA above it — the address Linux
+    /// returns, which is not always the lowest that would fit (see below); `None` where Linux
+    /// returns `-ENOMEM`.
     ///
-    /// Step for step as Linux: the search asks the tree for a gap of
-    /// `length + align_mask + start_gap` bytes (worst-case alignment overhead), takes its
-    /// lowest address `>= low_limit`, adds `start_gap` and aligns up to
-    /// `align_offset mod (align_mask + 1)`. If the VMA right above the gap grows down and its
-    /// `vm_start_gap()` is below `gap + length - 1` (with the *adjusted* length, as Linux
-    /// compares), the search restarts with `low_limit` at that VMA's end; likewise if the
-    /// VMA below ends above the result (only possible for VM_GROWSUP, which x86-64 lacks).
+    /// Step for step as Linux: the tree is asked (`vma_iter_area_lowest()` →
+    /// `mas_empty_area()`) for the lowest free range whose part inside
+    /// `[low_limit, high_limit - 1]` holds `length + align_mask + start_gap` bytes (room for
+    /// the worst-case alignment), the result starts at that part's start, plus `start_gap`,
+    /// aligned up to `align_offset` modulo `align_mask + 1`. If the VMA right above the range
+    /// grows down and its `vm_start_gap()` is below `gap + length - 1` (with the *adjusted*
+    /// length, as Linux compares), the search restarts with `low_limit` at that VMA's end —
+    /// each retry is another O(log n) search, as in Linux. Linux's other re-check
+    /// (`vm_end_gap(prev) > gap`) needs VM_GROWSUP, which x86-64 lacks, and is omitted.
     ///
     /// The caller applies Linux's `mmap_min_addr` clamp of `low_limit` (the index does not
     /// know it). Deviations only for inputs no Linux caller produces: a `length`,
@@ -736,13 +740,15 @@ impl VmaIndex {
         }
     }
 
-    /// Linux's `unmapped_area_topdown()` (mm/vma.c, 6.x): the highest suitable address.
+    /// Linux's `unmapped_area_topdown()` (mm/vma.c since 6.12, mm/mmap.c before).
     ///
-    /// The tree is asked for the highest gap of `length + align_mask + start_gap` bytes
-    /// below `high_limit`; the result is the gap's end (clipped to `high_limit`) minus
-    /// `length`, aligned down. If the VMA right above the gap grows down and its
-    /// `vm_start_gap()` is below the gap's (clipped) end, the search restarts with
-    /// `high_limit` at that `vm_start_gap()`; likewise (VM_GROWSUP only) with the VMA below.
+    /// The tree is asked (`vma_iter_area_highest()` → `mas_empty_area_rev()`) for the highest
+    /// free range whose part inside `[low_limit, high_limit - 1]` holds
+    /// `length + align_mask + start_gap` bytes; the result is that part's end minus `length`,
+    /// aligned down to `align_offset` modulo `align_mask + 1`. If the VMA right above the
+    /// range grows down and its `vm_start_gap()` is below that end, the search restarts with
+    /// `high_limit = vm_start_gap()`. As in [`VmaIndex::unmapped_area`], the VM_GROWSUP-only
+    /// re-check of the VMA below is omitted.
     /// Same caller duty (`mmap_min_addr`) and same `None` cases as
     /// [`VmaIndex::unmapped_area`].
     pub fn unmapped_area_topdown(&self, req: &GapRequest) -> Option<u64> {

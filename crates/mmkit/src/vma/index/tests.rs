@@ -195,3 +195,35 @@ fn hostile_requests_never_panic() {
     assert_eq!(ix.unmapped_area(&req(PG, 0x20000, 0x10000)), None);
     assert_eq!(ix.unmapped_area(&req(0, 0, u64::MAX)), None);
 }
+
+#[test]
+fn extreme_addresses_never_panic() {
+    let mut ix = VmaIndex::new(u64::MAX);
+    let top = !(PG - 1);
+    ix.insert(vma(top - PG, u64::MAX)).unwrap();
+    ix.insert(vma(0, PG)).unwrap();
+    ix.get_mut(0).unwrap().flags |= VmFlags::GROWSDOWN;
+    ix.get_mut(top - PG).unwrap().flags |= VmFlags::GROWSDOWN;
+    for a in [0, 1, PG, top - PG, top, u64::MAX - 1, u64::MAX] {
+        let _ = (ix.find(a), ix.find_next(a), ix.find_prev(a), ix.next_of(a), ix.prev_of(a));
+        let _ = ix.overlapping(a, u64::MAX).count();
+        let _ = ix.overlapping(u64::MAX, a).count();
+        assert!(ix.split(a, u64::MAX).is_err() || a == top - PG);
+    }
+    assert_eq!(ix.find(u64::MAX), None);
+    assert_eq!(ix.find(u64::MAX - 1).map(|v| v.start), Some(top - PG));
+    assert_eq!(ix.next_of(u64::MAX), None);
+    assert_eq!(ix.set_range(0, u64::MAX - 1, u64::MAX), Err(Overlap));
+    assert_eq!(ix.set_range(0, 2 * PG, u64::MAX), Err(Overlap));
+    ix.set_range(0, PG, 2 * PG).unwrap();
+    // A guard gap as large as the address space: every gap lies below a VM_GROWSDOWN VMA
+    // whose vm_start_gap() clamps to 0, so Linux's retries run out of room.
+    let r = req(PG, 0, u64::MAX);
+    assert_eq!(ix.unmapped_area(&r), None);
+    assert_eq!(ix.unmapped_area_topdown(&r), None);
+    ix.get_mut(PG).unwrap().flags -= VmFlags::GROWSDOWN;
+    ix.get_mut(top - PG).unwrap().flags -= VmFlags::GROWSDOWN;
+    assert_eq!(ix.unmapped_area(&r), Some(0));
+    assert_eq!(ix.unmapped_area_topdown(&r), Some(top - 2 * PG));
+    ix.check_invariants();
+}
