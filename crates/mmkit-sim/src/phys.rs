@@ -50,8 +50,8 @@ impl PhysMemory {
         if size == 0 {
             return None;
         }
-        let layout = Layout::from_size_align(usize::try_from(size).ok()?, PAGE_SIZE as usize)
-            .ok()?;
+        let layout =
+            Layout::from_size_align(usize::try_from(size).ok()?, PAGE_SIZE as usize).ok()?;
         // SAFETY: `layout` has non-zero size.
         let p = unsafe { alloc_zeroed(layout) };
         Some(PhysMemory { base: NonNull::new(p)?, size })
@@ -88,7 +88,7 @@ impl PhysMemory {
     }
 
     fn word(&self, off: u64) -> &AtomicU64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= self.size);
+        debug_assert!(off & 7 == 0 && off + 8 <= self.size);
         // SAFETY: callers checked bounds and 8-byte alignment (the base is page-aligned);
         // the buffer lives as long as `self`.
         unsafe { &*(self.base.as_ptr().add(off as usize) as *const AtomicU64) }
@@ -97,7 +97,7 @@ impl PhysMemory {
     /// The 8-byte word at `pa` as an atomic (a page-table entry), if it is 8-byte aligned
     /// and inside memory.
     pub fn entry(&self, pa: PhysAddr) -> Option<&AtomicU64> {
-        if pa.0 % 8 != 0 || !self.contains(pa, 8) {
+        if pa.0 & 7 != 0 || !self.contains(pa, 8) {
             return None;
         }
         Some(self.word(pa.0))
@@ -109,7 +109,7 @@ impl PhysMemory {
         let mut off = pa.0;
         let mut rest = buf;
         while !rest.is_empty() {
-            if off % 8 == 0 && rest.len() >= 8 {
+            if off & 7 == 0 && rest.len() >= 8 {
                 let v = self.word(off).load(Ordering::Relaxed).to_le_bytes();
                 rest[..8].copy_from_slice(&v);
                 rest = &mut rest[8..];
@@ -129,7 +129,7 @@ impl PhysMemory {
         let mut off = pa.0;
         let mut rest = data;
         while !rest.is_empty() {
-            if off % 8 == 0 && rest.len() >= 8 {
+            if off & 7 == 0 && rest.len() >= 8 {
                 let mut w = [0u8; 8];
                 w.copy_from_slice(&rest[..8]);
                 self.word(off).store(u64::from_le_bytes(w), Ordering::Relaxed);
@@ -163,7 +163,7 @@ impl PhysMemory {
         let mut off = pa.0;
         let end = pa.0 + len;
         while off < end {
-            if off % 8 == 0 && end - off >= 8 {
+            if off & 7 == 0 && end - off >= 8 {
                 self.word(off).store(word, Ordering::Relaxed);
                 off += 8;
             } else {

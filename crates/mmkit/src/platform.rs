@@ -169,3 +169,28 @@ impl<T: TlbFlush + ?Sized> TlbFlush for &T {
         (**self).flush_all(cpus)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    #[test]
+    fn cpu_mask_basics() {
+        let mut m = CpuMask::empty();
+        assert!(m.is_empty());
+        assert!(m.insert(0) && m.insert(63) && m.insert(64) && m.insert(255));
+        assert!(!m.insert(256), "out of range is refused, not a panic");
+        assert!(!m.contains(256) && !m.contains(usize::MAX));
+        assert_eq!(m.count(), 4);
+        assert_eq!(m.iter().collect::<Vec<_>>(), [0, 63, 64, 255]);
+        m.remove(63);
+        m.remove(1000);
+        assert_eq!(m.count(), 3);
+        assert_eq!(CpuMask::first(3).iter().collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(CpuMask::first(10_000).count(), CpuMask::MAX_CPUS);
+        assert_eq!(CpuMask::single(5).union(CpuMask::single(7)).count(), 2);
+        assert!(CpuMask::single(300).is_empty());
+        assert_eq!(std::format!("{:?}", CpuMask::first(2)), "{0, 1}");
+    }
+}

@@ -121,3 +121,28 @@ fn k_fork_clears_locks_without_merging_neighbours() {
     );
     child.check_invariants(false);
 }
+
+#[test]
+fn fork_copies_guard_markers_except_wipeonfork() {
+    for flags in [ANON, SHANON] {
+        let mut parent = space();
+        let p = mmap(&mut parent, BASE, 8 * P, RW, flags | MAP_FIXED).unwrap();
+        assert_eq!(parent.sys_madvise(p + 2 * P, 2 * P, 102), Ok(0));
+        let mut child = parent.fork();
+        assert_eq!(fault_map(&mut child, p, 8), "..GG....");
+        // MADV_WIPEONFORK (private only) on page 2: its page tables are not copied.
+        let wipe = parent.sys_madvise(p + 2 * P, P, 18);
+        let mut child = parent.fork();
+        if flags == ANON {
+            assert_eq!(wipe, Ok(0));
+            assert_eq!(fault_map(&mut child, p, 8), "...G....");
+        } else {
+            assert_eq!(fault_map(&mut child, p, 8), "..GG....");
+        }
+        // MADV_DONTFORK: nothing copied at all.
+        assert_eq!(parent.sys_madvise(p, 8 * P, 10), Ok(0));
+        let mut child = parent.fork();
+        assert_eq!(fault_map(&mut child, p, 8), "--------");
+        child.check_invariants(false);
+    }
+}

@@ -1,7 +1,7 @@
 //! Conformance: madvise, cases.md section G (and the VMA-level parts of F20–F22). Each test
 //! asserts the return value or errno and the resulting VMA list and flags; what a read
-//! returns afterwards (zeros after DONTNEED, SIGSEGV on guard pages) comes with the
-//! simulator and is skipped here.
+//! returns afterwards (zeros after DONTNEED) comes with the simulator and is skipped here;
+//! guard markers are observed through one-page MADV_POPULATE_READ probes (`fault_map`).
 
 mod common;
 
@@ -576,8 +576,8 @@ fn guard_install_over_a_gap_marks_the_mapped_part() {
     // Oracle seed 321: ENOMEM for the hole, markers on the mapped part, so a later populate
     // starting there fails with EFAULT before reaching an unpopulatable VMA (EINVAL).
     let mut s = space();
-    let a = mmap(&mut s, BASE + 12 * P, 27 * P, PROT_WRITE, SHANON | MAP_FIXED | MAP_POPULATE)
-        .unwrap();
+    let a =
+        mmap(&mut s, BASE + 12 * P, 27 * P, PROT_WRITE, SHANON | MAP_FIXED | MAP_POPULATE).unwrap();
     assert_eq!(s.sys_madvise(BASE + 2 * P, 20 * P, MADV_GUARD_INSTALL), Err(Errno::ENOMEM));
     mmap(&mut s, BASE + 20 * P, 13 * P, PROT_EXEC, ANON | MAP_FIXED).unwrap();
     assert_eq!(s.sys_madvise(BASE + 19 * P, 12 * P, MADV_POPULATE_WRITE), Err(Errno::EFAULT));
@@ -623,4 +623,19 @@ fn populate_shared_dev_zero_at_an_offset_efault() {
     assert_eq!(fault_map(&mut s, z, 2), "GG");
     let a = mmap(&mut s, BASE + 16 * P, 2 * P, RW, SHANON | MAP_FIXED).unwrap();
     assert_eq!(fault_map(&mut s, a, 2), "..");
+}
+
+#[test]
+fn madv_free_on_private_dev_zero_is_anonymous() {
+    // Oracle seeds 1000977 / 1000267: a private /dev/zero mapping has no vm_ops, so
+    // vma_is_anonymous() holds and MADV_FREE works (and a hole after it is ENOMEM).
+    let mut s = space();
+    let t = TestFiles::standard();
+    let z = s.sys_mmap(&t, BASE + 17 * P, 16 * P, PROT_EXEC, MAP_PRIVATE | MAP_FIXED, 6, 9 * P);
+    assert_eq!(z, Ok(BASE + 17 * P));
+    assert_eq!(s.sys_madvise(BASE + 19 * P, P, MADV_FREE), Ok(0));
+    assert_eq!(s.sys_madvise(BASE + 25 * P, 24 * P, MADV_FREE), Err(Errno::ENOMEM));
+    // Shared /dev/zero is shmem: not anonymous.
+    let sh = s.sys_mmap(&t, BASE + 64 * P, 2 * P, RW, MAP_SHARED | MAP_FIXED, 6, 0).unwrap();
+    assert_eq!(s.sys_madvise(sh, P, MADV_FREE), Err(Errno::EINVAL));
 }

@@ -313,3 +313,38 @@ fn h_droppable_mapping_is_never_locked() {
     assert!(!locked(&s, d));
     assert_eq!(s.sys_msync(d, P, MS_INVALIDATE), Ok(0));
 }
+
+#[test]
+fn mlock_over_guard_marker_enomem_but_locks() {
+    // Oracle seeds 176/86: the populate after the flag change hits the marker (EFAULT),
+    // which mlock reports as ENOMEM; the range is VM_LOCKED all the same.
+    for flags in [ANON, SHANON] {
+        let mut s = space();
+        let p = mmap(&mut s, BASE, 8 * P, RW, flags | MAP_FIXED).unwrap();
+        assert_eq!(s.sys_madvise(p + 2 * P, 2 * P, 102), Ok(0));
+        assert_eq!(s.sys_mlock(p, 8 * P), Err(Errno::ENOMEM));
+        assert!(vma_at(&s, p).flags.contains(VmFlags::LOCKED));
+        assert_eq!(s.locked_vm(), 8);
+        assert_eq!(s.sys_munlock(p, 8 * P), Ok(0));
+        assert_eq!(s.sys_mlock2(p + 3 * P, 2 * P, 0), Err(Errno::ENOMEM));
+        assert_eq!(s.sys_munlock(p, 8 * P), Ok(0));
+        // Pages before the marker only: fine.
+        assert_eq!(s.sys_mlock(p, 2 * P), Ok(0));
+        // MLOCK_ONFAULT does not populate.
+        assert_eq!(s.sys_mlock2(p, 8 * P, MLOCK_ONFAULT), Ok(0));
+        // mlockall ignores populate errors.
+        assert_eq!(s.sys_mlockall(MCL_CURRENT), Ok(0));
+        check(&s);
+    }
+}
+
+#[test]
+fn mlock_past_shmem_object_size_enomem() {
+    let mut s = space();
+    let p = mmap(&mut s, BASE, 4 * P, RW, SHANON | MAP_FIXED).unwrap();
+    assert_eq!(s.sys_mremap(p, 4 * P, 8 * P, 0, 0), Ok(p));
+    assert_eq!(s.sys_mlock(p, 8 * P), Err(Errno::ENOMEM));
+    assert_eq!(s.sys_munlock(p, 8 * P), Ok(0));
+    assert_eq!(s.sys_mlock(p, 4 * P), Ok(0));
+    assert_eq!(s.sys_mlock2(p, 8 * P, MLOCK_ONFAULT), Ok(0));
+}

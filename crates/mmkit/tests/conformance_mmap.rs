@@ -812,3 +812,13 @@ fn a_private_dev_zero_is_anonymous_for_mprotect_accounting() {
     s.sys_mprotect(a, 2 * P, PROT_READ).unwrap();
     assert_eq!(vmflags(vma_at(&s, a).flags), "rd mr mw me");
 }
+
+#[test]
+fn fixed_noreplace_overlap_is_checked_before_overcommit() {
+    // Oracle seed 2005763 (host EEXIST from the test process's own mappings): do_mmap()
+    // refuses an occupied MAP_FIXED_NOREPLACE range before mmap_region() charges memory.
+    let mut s = space_with(|c| c.cap_sys_rawio = true);
+    anon(&mut s, BASE, P, RW);
+    let r = mmap(&mut s, 0, 0x7fff_ffff_f000, RW, ANON | MAP_FIXED_NOREPLACE);
+    assert_eq!(r, Err(Errno::EEXIST));
+}

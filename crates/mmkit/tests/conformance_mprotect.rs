@@ -251,3 +251,32 @@ fn c_populated_rw_keeps_account_when_made_read_only() {
     assert_eq!(count_in(&s, BASE, BASE + 2 * P), 1);
     check(&s);
 }
+
+#[test]
+fn mprotect_keeps_guard_markers() {
+    let mut s = space();
+    let p = anon(&mut s, BASE, 8 * P, RW);
+    assert_eq!(s.sys_madvise(p + 2 * P, 2 * P, 102), Ok(0));
+    assert_eq!(s.sys_mprotect(p, 8 * P, PROT_READ), Ok(0));
+    assert_eq!(fault_map(&mut s, p, 8), "..GG....");
+    assert_eq!(s.sys_mprotect(p + 2 * P, P, RW), Ok(0));
+    assert_eq!(fault_map(&mut s, p, 8), "..GG....");
+    check(&s);
+}
+
+#[test]
+fn guard_install_on_private_dev_zero_keeps_vm_account_through_prot_none() {
+    // Oracle seed 1003778: MADV_GUARD_INSTALL gives the (anonymous) private /dev/zero VMA an
+    // anon_vma, so making the charged part PROT_NONE again keeps VM_ACCOUNT
+    // (mprotect_fixup() drops it only for anonymous VMAs without an anon_vma).
+    let mut s = space();
+    let f = TestFiles::standard();
+    let z = s.sys_mmap(&f, BASE, 21 * P, PROT_READ, MAP_PRIVATE | MAP_FIXED, 6, 0).unwrap();
+    assert_eq!(s.sys_madvise(z + 19 * P, P, 102), Ok(0));
+    assert!(vma_at(&s, z).anon_vma.is_some());
+    assert_eq!(s.sys_mprotect(z + 17 * P, 4 * P, RW), Ok(0));
+    assert_eq!(s.sys_mprotect(z + 17 * P, 3 * P, PROT_NONE), Ok(0));
+    assert!(vma_at(&s, z + 17 * P).flags.contains(mmkit::vma::VmFlags::ACCOUNT));
+    assert!(vma_at(&s, z + 20 * P).flags.contains(mmkit::vma::VmFlags::ACCOUNT));
+    check(&s);
+}

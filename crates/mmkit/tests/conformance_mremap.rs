@@ -718,3 +718,85 @@ mod bad_input {
         }
     }
 }
+
+#[test]
+fn guard_markers_move_with_mremap() {
+    for flags in [ANON, SHANON] {
+        let mut s = space();
+        let p = mmap(&mut s, BASE, 8 * P, RW, flags | MAP_FIXED).unwrap();
+        assert_eq!(s.sys_madvise(p + 2 * P, 2 * P, 102), Ok(0));
+        let q = BASE + 64 * P;
+        assert_eq!(s.sys_mremap(p, 8 * P, 8 * P, MOVE_FIXED, q), Ok(q));
+        assert_eq!(fault_map(&mut s, q, 8), "..GG....");
+        // DONTUNMAP: the markers go to the target, the source keeps none.
+        let r = BASE + 128 * P;
+        assert_eq!(s.sys_mremap(q, 8 * P, 8 * P, MOVE_FIXED | MREMAP_DONTUNMAP, r), Ok(r));
+        assert_eq!(fault_map(&mut s, q, 8), "........");
+        assert_eq!(fault_map(&mut s, r, 8), "..GG....");
+        // Shrinking drops the markers of the cut-off tail; growing back brings none.
+        assert_eq!(s.sys_mremap(r, 8 * P, 3 * P, 0, 0), Ok(r));
+        assert_eq!(fault_map(&mut s, r, 8), "..G-----");
+        assert_eq!(s.sys_mremap(r, 3 * P, 8 * P, 0, 0), Ok(r));
+        assert_eq!(fault_map(&mut s, r, 8), "..G.....");
+        check(&s);
+    }
+}
+
+#[test]
+fn e26_shmem_object_keeps_its_size_across_mremap() {
+    // E26: 2P shared anon, shrunk to P, moved and grown to 3P: the third page lies past the
+    // object's 2P (SIGBUS; populate → EFAULT).
+    let mut s = space();
+    let m = mmap(&mut s, BASE, 2 * P, RW, SHANON | MAP_FIXED).unwrap();
+    assert!(matches!(vma_at(&s, m).backing, Backing::Shmem { size_pages: 2, .. }));
+    assert_eq!(s.sys_mremap(m, 2 * P, P, 0, 0), Ok(m));
+    assert_eq!(s.sys_mremap(m, P, 3 * P, MOVE_FIXED, m + P), Ok(m + P));
+    assert_eq!(fault_map(&mut s, m + P, 3), "..G");
+}
+
+#[test]
+fn moved_private_dev_zero_without_anon_vma_takes_new_pgoff() {
+    // Oracle seed 1000124: copy_vma() treats a never-faulted private /dev/zero VMA as
+    // anonymous memory: its pgoff becomes the new address's page number.
+    let mut s = space();
+    let t = TestFiles::standard();
+    let a =
+        s.sys_mmap(&t, BASE + 17 * P, 23 * P, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, 6, 0);
+    assert_eq!(a, Ok(BASE + 17 * P));
+    let to = BASE + 32 * P;
+    assert_eq!(s.sys_mremap(BASE + 24 * P, 2 * P, 2 * P, MOVE_FIXED, to), Ok(to));
+    assert_eq!(vma_at(&s, to).pgoff, to >> 12);
+    assert_eq!(vma_at(&s, to + 2 * P).pgoff, 17);
+    check(&s);
+}
+
+#[test]
+fn multi_vma_move_stops_at_private_dev_zero_efault() {
+    // Oracle seed 1002713: vma_multi_allowed() is false for private /dev/zero (its file has
+    // get_unmapped_area_zero): it can be moved only alone. As a later VMA of the range it
+    // fails the call with EFAULT after the earlier VMAs moved.
+    let mut s = space();
+    let t = TestFiles::standard();
+    let w = BASE + 64 * P;
+    let f = s.sys_mmap(&t, w + 0x19 * P, 7 * P, PROT_READ, MAP_PRIVATE | MAP_FIXED, 3, 2 * P);
+    assert_eq!(f, Ok(w + 0x19 * P));
+    let z = s.sys_mmap(&t, w + 0x20 * P, 4 * P, PROT_WRITE, MAP_PRIVATE | MAP_FIXED, 6, 0);
+    assert_eq!(z, Ok(w + 0x20 * P));
+    assert_eq!(s.sys_mremap(w + 0x19 * P, 16 * P, 16 * P, MOVE_FIXED, w), Err(Errno::EFAULT));
+    assert_eq!(
+        layout_in(&s, w, w + 0x40 * P),
+        vec![(w, w + 7 * P, "r--p".into()), (w + 0x20 * P, w + 0x24 * P, "-w-p".into())]
+    );
+    // As the first VMA with more after it: EFAULT before anything moves.
+    let b = anon(&mut s, w + 0x24 * P, P, RW);
+    assert_eq!(
+        s.sys_mremap(w + 0x20 * P, 5 * P, 5 * P, MOVE_FIXED, w + 0x30 * P),
+        Err(Errno::EFAULT)
+    );
+    assert_eq!(vma_at(&s, b).start, b);
+    assert_eq!(vma_at(&s, w + 0x20 * P).end, w + 0x24 * P);
+    // Alone it moves.
+    let to = w + 0x30 * P;
+    assert_eq!(s.sys_mremap(w + 0x20 * P, 4 * P, 4 * P, MOVE_FIXED, to), Ok(to));
+    check(&s);
+}

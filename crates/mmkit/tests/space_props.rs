@@ -3,11 +3,14 @@
 //! - the VMAs are sorted, aligned and non-overlapping,
 //! - no two adjacent VMAs that Linux would merge are left unmerged,
 //! - the counters (total/data/stack/exec/locked/committed, stats) equal their recomputation,
-//! - a failing call leaves the VMA list unchanged — except Linux's documented partial
-//!   effects: mprotect (VMAs before a hole / a refused VMA keep the change, a first split
-//!   stays when the second fails) and MAP_FIXED (splits done before a later limit check
-//!   stay). After such a partial effect the merge check is relaxed for the rest of the case,
-//!   since Linux itself then leaves mergeable neighbours.
+//! - guard markers lie only in mapped pages,
+//! - a failing call leaves the VMA list (and the guard markers) unchanged — except Linux's
+//!   documented partial effects: mprotect (VMAs before a hole / a refused VMA keep the
+//!   change, a first split stays when the second fails), MAP_FIXED (splits done before a
+//!   later limit check stay), MADV_GUARD_INSTALL (VMAs before a hole are marked) and
+//!   MREMAP_FIXED (the target is unmapped first). After such a partial effect the merge
+//!   check is relaxed for the rest of the case, since Linux itself then leaves mergeable
+//!   neighbours.
 
 mod common;
 
@@ -31,6 +34,8 @@ enum Op {
     RawMunmap { addr: u64, len: u64 },
     RawMprotect { addr: u64, len: u64, prot: u64 },
     RawBrk { addr: u64 },
+    Guard { page: u64, pages: u64, install: bool },
+    Mremap { page: u64, old: u64, new: u64, to: u64, mode: u8 },
 }
 
 fn wild() -> impl Strategy<Value = u64> {
@@ -62,11 +67,15 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (wild(), wild()).prop_map(|(addr, len)| Op::RawMunmap { addr, len }),
         1 => (wild(), wild(), any::<u64>()).prop_map(|(addr, len, prot)| Op::RawMprotect { addr, len, prot }),
         1 => wild().prop_map(|addr| Op::RawBrk { addr }),
+        2 => (0u64..64, 1u64..10, any::<bool>())
+            .prop_map(|(page, pages, install)| Op::Guard { page, pages, install }),
+        2 => (0u64..64, 1u64..8, 1u64..8, 0u64..64, 0u8..4)
+            .prop_map(|(page, old, new, to, mode)| Op::Mremap { page, old, new, to, mode }),
     ]
 }
 
-fn snapshot(s: &AddressSpace) -> Vec<Vma> {
-    s.vmas().iter().cloned().collect()
+fn snapshot(s: &AddressSpace) -> (Vec<Vma>, Vec<(u64, u64)>) {
+    (s.vmas().iter().cloned().collect(), s.guard_ranges())
 }
 
 /// Applies `op`; returns (failed, partial_effect_allowed).
@@ -134,6 +143,24 @@ fn apply(s: &mut AddressSpace, op: &Op) -> (bool, bool) {
             let r = s.sys_brk(addr);
             (r != addr, false)
         }
+        // GUARD_INSTALL marks the VMAs before a hole and then reports ENOMEM, as Linux's
+        // madvise walk does.
+        Op::Guard { page, pages, install } => {
+            let r = s.sys_madvise(W + page * P, pages * P, if install { 102 } else { 103 });
+            (r.is_err(), true)
+        }
+        Op::Mremap { page, old, new, to, mode } => {
+            // 0: in place; 1: MAYMOVE; 2: MAYMOVE|FIXED; 3: MAYMOVE|DONTUNMAP (same size).
+            let (flags, new, to) = match mode {
+                0 => (0, new, 0),
+                1 => (1, new, 0),
+                2 => (3, new, W + to * P),
+                _ => (5, old, 0),
+            };
+            let r = s.sys_mremap(W + page * P, old * P, new * P, flags, to);
+            // A FIXED move unmaps the target before later checks may fail (mremap_to()).
+            (r.is_err(), flags & 2 != 0)
+        }
     }
 }
 
@@ -169,13 +196,13 @@ proptest! {
             if failed && !partial_ok {
                 prop_assert_eq!(&before, &after, "failed {:?} changed the VMAs", op);
             }
-            if failed && partial_ok && before != after {
+            if failed && partial_ok && before.0 != after.0 {
                 relaxed = true;
             }
             if let Op::Write { .. } = op {
                 // A stack that grew down may now touch a neighbour Linux never merges with.
-                if before.len() == after.len()
-                    && before.iter().zip(&after).any(|(a, b)| a.start != b.start)
+                if before.0.len() == after.0.len()
+                    && before.0.iter().zip(&after.0).any(|(a, b)| a.start != b.start)
                 {
                     relaxed = true;
                 }

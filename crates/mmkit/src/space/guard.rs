@@ -137,6 +137,12 @@ impl AddressSpace {
         self.guards.first_in(addr & crate::addr::PAGE_MASK, addr.saturating_add(1)).is_some()
     }
 
+    /// The guarded ranges, in address order; for tests and the simulator's fault handler.
+    #[doc(hidden)]
+    pub fn guard_ranges(&self) -> Vec<(u64, u64)> {
+        self.guards.parts(0, u64::MAX)
+    }
+
     /// The first address of `[from, to)` (inside `vma`) whose page cannot be faulted in: a
     /// guard marker (SIGSEGV) or, for a shmem object, a page at or beyond the object's size
     /// (`shmem_fault()` past `i_size` → SIGBUS). `__get_user_pages()` turns either into
@@ -185,6 +191,54 @@ mod tests {
         assert_eq!(v(&g), [(5, 50)]);
         g.remove(0, 100);
         assert!(g.is_empty());
+    }
+
+    /// Each operation agrees with a per-page set, and the ranges stay disjoint, coalesced
+    /// and non-empty.
+    #[test]
+    fn matches_a_page_set() {
+        use alloc::collections::BTreeSet;
+        use proptest::prelude::*;
+        let op = (0u8..4, 0u64..40, 0u64..12, 0u64..40);
+        proptest!(|(ops in proptest::collection::vec(op, 1..40))| {
+            let mut g = GuardSet::default();
+            let mut pages = BTreeSet::new();
+            for (kind, a, n, b) in ops {
+                match kind {
+                    0 => {
+                        g.insert(a, a + n);
+                        pages.extend(a..a + n);
+                    }
+                    1 => {
+                        g.remove(a, a + n);
+                        pages.retain(|&p| !(a..a + n).contains(&p));
+                    }
+                    2 if a + n <= b || b + n <= a => {
+                        g.move_range(a, b, n);
+                        let moved: BTreeSet<u64> = pages
+                            .iter()
+                            .filter(|&&p| (a..a + n).contains(&p))
+                            .map(|&p| p - a + b)
+                            .collect();
+                        pages.retain(|&p| !(a..a + n).contains(&p) && !(b..b + n).contains(&p));
+                        pages.extend(moved);
+                    }
+                    _ => {
+                        let want = pages.range(a..a + n).next().copied();
+                        prop_assert_eq!(g.first_in(a, a + n), want);
+                    }
+                }
+                let mut from_ranges = BTreeSet::new();
+                let mut last_end = None;
+                for (s, e) in v(&g) {
+                    prop_assert!(s < e);
+                    prop_assert!(last_end.is_none_or(|l| l < s), "not coalesced: {:?}", v(&g));
+                    last_end = Some(e);
+                    from_ranges.extend(s..e);
+                }
+                prop_assert_eq!(&from_ranges, &pages);
+            }
+        });
     }
 
     #[test]

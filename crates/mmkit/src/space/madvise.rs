@@ -8,8 +8,10 @@
 //! through `madvise_update_vma()` → [`AddressSpace::vma_modify`] (split and re-merge),
 //! whose ENOMEM (a split at max_map_count) madvise reports as EAGAIN.
 //!
-//! Page-level effects (DONTNEED zeroing private pages, FREE, REMOVE punching shmem, guard
-//! markers, populating) call the page hooks, which become real with the simulator.
+//! Page-level effects (DONTNEED zeroing private pages, FREE, REMOVE punching shmem) call
+//! the page hooks, which become real with the simulator. Guard markers are kept now
+//! (`guard.rs`), and MADV_POPULATE_* fails with EFAULT on them and on shmem pages past the
+//! object's size, as `__get_user_pages()` does.
 
 use super::merge::VM_SPECIAL;
 use super::AddressSpace;
@@ -86,9 +88,14 @@ struct VmaView {
 }
 
 impl VmaView {
-    /// `vma_is_anonymous()`: no vm_ops (shared anonymous memory is shmem and has them).
+    /// `vma_is_anonymous()`: no vm_ops. Shared anonymous memory is shmem and has them; a
+    /// private /dev/zero mapping keeps its `vm_file` but has none (`mmap_zero_prepare()`).
     fn is_anonymous(&self) -> bool {
-        matches!(self.backing, Backing::Anonymous)
+        match &self.backing {
+            Backing::Anonymous => true,
+            Backing::File(f) => f.path == "/dev/zero" && !self.flags.contains(VmFlags::MAYSHARE),
+            _ => false,
+        }
     }
     /// `vma->vm_file != NULL`.
     fn has_file(&self) -> bool {
@@ -409,13 +416,16 @@ fn madvise_collapse(vma: &VmaView) -> Result<(), Errno> {
     }
     let pmd_pages = HPAGE_PMD_SIZE >> PAGE_SHIFT;
     match vma.backing {
-        Backing::Anonymous => {}
+        // Private /dev/zero is anonymous memory to THP (`vma_is_anonymous()`).
+        _ if vma.is_anonymous() => {}
         Backing::Shmem { .. } => {
             if !(vma.start >> PAGE_SHIFT).wrapping_sub(vma.pgoff).is_multiple_of(pmd_pages) {
                 return Err(Errno::EINVAL);
             }
         }
-        Backing::File(_) | Backing::Device { .. } => return Err(Errno::EINVAL),
+        Backing::Anonymous | Backing::File(_) | Backing::Device { .. } => {
+            return Err(Errno::EINVAL)
+        }
     }
     // thp_vma_suitable_order(vma, vm_end - PMD_SIZE, PMD_ORDER).
     let Some(addr) = vma.end.checked_sub(HPAGE_PMD_SIZE) else {

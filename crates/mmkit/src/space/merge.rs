@@ -13,8 +13,10 @@
 //!   the changed attributes, and splits only when no merge is possible. Callers skip it when
 //!   the change is a no-op (as `mprotect_fixup()` and `mlock_fixup()` do).
 //! - Page-level effects go through the hooks at the end of this file (`zap_range`,
-//!   `change_pte_protection`, `move_page_tables`, `populate_range`); they are no-ops until
-//!   the fault/page-table layer exists.
+//!   `change_pte_protection`, `move_page_tables`, `populate_range`); until the
+//!   fault/page-table layer exists they only keep the guard markers of `guard.rs` (moved by
+//!   `move_page_tables`, dropped by `munmap_complete`) and the anon_vma assignment of
+//!   populating.
 //! - Limits: `may_expand_vm`, `mlock_future_ok` (uses [`AddressSpace::locked_vm`], which
 //!   includes Linux's MREMAP_DONTUNMAP over-count: mremap must call `locked_vm_skew_add`
 //!   with the pages of the source VMA whose VM_LOCKED `dontunmap_complete()` clears),
@@ -932,7 +934,8 @@ impl AddressSpace {
     }
 
     // -----------------------------------------------------------------------------------
-    // Page-level hooks (no-ops until the simulator issue fills them).
+    // Page-level hooks (page contents come with the simulator issue; guard markers and
+    // anon_vma assignment are modelled now).
 
     /// `zap_page_range` / `unmap_region()`: drop the pages of `[start, end)`.
     pub(crate) fn zap_range(&mut self, start: u64, end: u64) {

@@ -257,6 +257,11 @@ impl AddressSpace {
             // `last_end`; Linux computes the same wrapped address and fails on it below.
             let offset = if seen_vma { vm_start.wrapping_sub(last_end) } else { 0 };
             last_end = vm_end;
+            // vma_multi_allowed(): a VMA whose file has its own get_unmapped_area (private
+            // /dev/zero: get_unmapped_area_zero) may only be moved alone.
+            if !vma_multi_allowed(vma) && (seen_vma || vm_end < end) {
+                return Err(Errno::EFAULT);
+            }
             let mut sub = Vrm {
                 addr,
                 old_len: len,
@@ -441,7 +446,8 @@ impl AddressSpace {
         }
         // copy_vma(): a never-faulted anonymous VMA takes the pgoff of its new address, so
         // that it can merge there like a fresh mapping would.
-        let pgoff = if vma.is_anonymous() && vma.anon_vma.is_none() {
+        // Linux's `vma_is_anonymous()` (private /dev/zero included).
+        let pgoff = if super::merge::vma_is_anonymous(&vma) && vma.anon_vma.is_none() {
             vrm.new_addr >> PAGE_SHIFT
         } else {
             vma.pgoff_at(vrm.addr)
@@ -484,4 +490,13 @@ impl AddressSpace {
             }
         });
     }
+}
+
+/// `vma_multi_allowed()` (mm/mremap.c, 6.17+): may this VMA be one of several moved by one
+/// same-size MREMAP_FIXED call? Not if its file brings a `get_unmapped_area` that might not
+/// honour MAP_FIXED: of the model's backings that is the private `/dev/zero` mapping
+/// (`get_unmapped_area_zero`); shmem (shared anonymous, shared /dev/zero) and regular files
+/// (`thp_get_unmapped_area`) are known good.
+fn vma_multi_allowed(vma: &Vma) -> bool {
+    !matches!(&vma.backing, crate::vma::Backing::File(f) if f.path == "/dev/zero")
 }

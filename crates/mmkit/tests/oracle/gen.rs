@@ -152,6 +152,18 @@ pub const ADVICE: &[(u64, &str)] = &[
 ];
 pub const MADV_POPULATE_WRITE: u64 = 23;
 
+/// Placeholder descriptors in generated `mmap` calls, replaced at run time by real ones
+/// (`run::Files`): a regular file opened read-only, read-write and write-only, `/dev/zero`,
+/// an `O_PATH` descriptor and a directory. Any other value is not an open descriptor.
+pub const FD_SLOTS: [(u64, &str); 6] = [
+    (1_000_001, "file-ro"),
+    (1_000_002, "file-rw"),
+    (1_000_003, "file-wo"),
+    (1_000_004, "/dev/zero"),
+    (1_000_005, "O_PATH"),
+    (1_000_006, "dir"),
+];
+
 /// One memory syscall with raw register arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -467,7 +479,7 @@ fn is_clean(g: &Geometry, op: &Op) -> bool {
     let len_ok = |l: u64| l.is_multiple_of(PAGE) && l > 0 && l <= 32 * PAGE;
     let prot_ok = |p: u64| p & !(PROT_READ | PROT_WRITE | PROT_EXEC) == 0;
     match *op {
-        Op::Mmap { addr, len, prot, flags, off, .. } => {
+        Op::Mmap { addr, len, prot, flags, fd, off } => {
             let ty = flags & 0xf;
             let known = MAP_FIXED
                 | MAP_FIXED_NOREPLACE
@@ -482,9 +494,14 @@ fn is_clean(g: &Geometry, op: &Op) -> bool {
                 && len_ok(len)
                 && prot_ok(prot)
                 && (ty == MAP_PRIVATE || ty == MAP_SHARED)
-                && flags & MAP_ANONYMOUS != 0
                 && flags & !known == 0
-                && off == 0
+                && if flags & MAP_ANONYMOUS != 0 {
+                    off == 0
+                } else {
+                    FD_SLOTS[..4].iter().any(|(v, _)| *v == fd)
+                        && off % PAGE == 0
+                        && off < 32 * PAGE
+                }
         }
         Op::Munmap { addr, len } | Op::Mlock { addr, len } | Op::Munlock { addr, len } => {
             near(addr) && len_ok(len)
@@ -634,7 +651,7 @@ fn gen_mmap(rng: &mut Rng, g: &Geometry) -> Op {
         }
     };
     let mut flags = ty;
-    if rng.pct(96) {
+    if rng.pct(75) {
         flags |= MAP_ANONYMOUS;
     }
     let k = rng.below(100);
@@ -667,12 +684,27 @@ fn gen_mmap(rng: &mut Rng, g: &Geometry) -> Op {
     }
     let fd = if flags & MAP_ANONYMOUS != 0 && rng.pct(90) {
         u64::MAX
+    } else if flags & MAP_ANONYMOUS == 0 && rng.pct(85) {
+        let k = rng.below(100);
+        let slot = if k < 35 {
+            1
+        } else if k < 60 {
+            0
+        } else if k < 70 {
+            2
+        } else if k < 90 {
+            3
+        } else {
+            rng.pick(&[4, 5])
+        };
+        FD_SLOTS[slot].0
     } else {
         rng.pick(&[u64::MAX, 999_999, 0x7fff_ffff, 0x1_0000_0000 | 999_999])
     };
+    let file = flags & MAP_ANONYMOUS == 0;
     let off = {
         let k = rng.below(100);
-        if k < 88 {
+        if k < 88 && !(file && k < 40) {
             0
         } else if k < 94 {
             (1 + rng.below(16)) * PAGE
@@ -826,7 +858,11 @@ impl fmt::Display for Op {
                 hex(len),
                 fmt_prot(prot),
                 fmt_map_flags(flags),
-                if fd == u64::MAX { "-1".to_string() } else { fd.to_string() },
+                match FD_SLOTS.iter().find(|(v, _)| *v == fd) {
+                    Some((_, n)) => format!("<{n}>"),
+                    None if fd == u64::MAX => "-1".to_string(),
+                    None => fd.to_string(),
+                },
                 hex(off)
             ),
             Op::Munmap { addr, len } => write!(f, "munmap({}, {})", hex(addr), hex(len)),

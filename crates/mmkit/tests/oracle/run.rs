@@ -5,12 +5,96 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use mmkit::config::MmConfig;
-use mmkit::space::NoFiles;
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::Arc;
+
+use mmkit::space::{FdTable, FileKind, OpenFile};
+use mmkit::vma::FileObject;
 use mmkit::{AddressSpace, Errno};
 
 use super::gen::{self, Geometry, Op, Rng};
 use super::host::{self, nr, syscall6};
 use super::maps::{self, Snapshot};
+
+/// The descriptors behind [`gen::FD_SLOTS`]: real open files on the host, and the same
+/// descriptor numbers with the same open modes in the model's descriptor table.
+struct Files {
+    /// `(slot, real fd, what the model sees)`.
+    table: Vec<(u64, u64, Option<OpenFile>)>,
+    /// Keeps the descriptors open.
+    _keep: Vec<File>,
+}
+
+/// Size of the regular file the oracle maps (pages past it would raise SIGBUS when
+/// populated; generated offsets and lengths mostly stay inside).
+const FILE_PAGES: u64 = 64;
+
+impl Files {
+    fn open() -> Files {
+        let path = std::env::temp_dir().join(format!("mmkit-oracle-{}", std::process::id()));
+        let f = File::create(&path).expect("create oracle file");
+        f.set_len(FILE_PAGES * gen::PAGE).expect("size oracle file");
+        drop(f);
+        let file = Arc::new(FileObject {
+            id: 1,
+            dev_major: 0,
+            dev_minor: 0,
+            inode: 1,
+            path: path.display().to_string(),
+        });
+        let open = |read: bool, write: bool| {
+            OpenOptions::new().read(read).write(write).open(&path).expect("open oracle file")
+        };
+        let ro = open(true, false);
+        let rw = open(true, true);
+        let wo = open(false, true);
+        let zero = OpenOptions::new().read(true).write(true).open("/dev/zero").expect("/dev/zero");
+        const O_PATH: i32 = 0o10000000;
+        let opath = OpenOptions::new().read(true).custom_flags(O_PATH).open(&path).expect("O_PATH");
+        let dir = File::open(std::env::temp_dir()).expect("open temp dir");
+        let _ = std::fs::remove_file(&path);
+        let zero_obj = Arc::new(FileObject {
+            id: 2,
+            dev_major: 0,
+            dev_minor: 5,
+            inode: 4,
+            path: "/dev/zero".into(),
+        });
+        let dir_obj = Arc::new(FileObject {
+            id: 3,
+            dev_major: 0,
+            dev_minor: 0,
+            inode: 2,
+            path: "/tmp".into(),
+        });
+        let of = |f: &Arc<FileObject>, readable, writable, kind| {
+            Some(OpenFile { file: f.clone(), readable, writable, kind })
+        };
+        let s = gen::FD_SLOTS;
+        let table = vec![
+            (s[0].0, ro.as_raw_fd() as u64, of(&file, true, false, FileKind::Regular)),
+            (s[1].0, rw.as_raw_fd() as u64, of(&file, true, true, FileKind::Regular)),
+            (s[2].0, wo.as_raw_fd() as u64, of(&file, false, true, FileKind::Regular)),
+            (s[3].0, zero.as_raw_fd() as u64, of(&zero_obj, true, true, FileKind::DevZero)),
+            (s[4].0, opath.as_raw_fd() as u64, of(&file, false, false, FileKind::Path)),
+            (s[5].0, dir.as_raw_fd() as u64, of(&dir_obj, true, false, FileKind::NotMappable)),
+        ];
+        Files { table, _keep: vec![ro, rw, wo, zero, opath, dir] }
+    }
+
+    /// The real descriptor for a generated one.
+    fn real(&self, fd: u64) -> u64 {
+        self.table.iter().find(|(slot, _, _)| *slot == fd).map_or(fd, |(_, real, _)| *real)
+    }
+}
+
+impl FdTable for Files {
+    fn get(&self, fd: i32) -> Option<OpenFile> {
+        self.table.iter().find(|(_, real, _)| *real == fd as u64).and_then(|(_, _, f)| f.clone())
+    }
+}
 
 /// What the host did with an operation.
 enum HostRes {
@@ -34,9 +118,9 @@ fn touch_host(g: &Geometry, addr: u64, guards: bool) -> HostRes {
         Some(v) if v.start <= addr => {
             if v.perms.as_bytes()[1] != b'w' {
                 HostRes::Done(Err(Errno::EFAULT))
-            } else if guards || v.perms.as_bytes()[3] == b's' {
-                // A guard page, or a shared (shmem) page beyond the object's size after an
-                // mremap grew the mapping, would raise a fatal signal.
+            } else if guards || v.perms.as_bytes()[3] == b's' || !v.name.is_empty() {
+                // A guard page, or a shmem or file page beyond the object's size (after an
+                // mremap grew the mapping, or past EOF) would raise a fatal signal.
                 HostRes::Skipped
             } else {
                 // SAFETY: `addr` lies in a VMA the kernel just showed writable, inside the
@@ -52,12 +136,12 @@ fn touch_host(g: &Geometry, addr: u64, guards: bool) -> HostRes {
 }
 
 /// Runs `op` on the host.
-fn run_host(g: &Geometry, op: &Op, guards: bool) -> HostRes {
+fn run_host(g: &Geometry, files: &Files, op: &Op, guards: bool) -> HostRes {
     assert!(gen::host_safe(g, op), "unsafe op reached the host: {op}");
     let (n, a) = match *op {
         Op::Touch { addr } => return touch_host(g, addr, guards),
         Op::Mmap { addr, len, prot, flags, fd, off } => {
-            (nr::MMAP, [addr, len, prot, flags, fd, off])
+            (nr::MMAP, [addr, len, prot, flags, files.real(fd), off])
         }
         Op::Munmap { addr, len } => (nr::MUNMAP, [addr, len, 0, 0, 0, 0]),
         Op::Mprotect { addr, len, prot } => (nr::MPROTECT, [addr, len, prot, 0, 0, 0]),
@@ -82,16 +166,16 @@ fn run_host(g: &Geometry, op: &Op, guards: bool) -> HostRes {
 const PANICKED: Errno = Errno(0xffff);
 
 /// Runs `op` on the model, turning a panic into [`PANICKED`].
-fn run_model_caught(space: &mut AddressSpace, op: &Op) -> Result<u64, Errno> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_model(space, op)))
+fn run_model_caught(space: &mut AddressSpace, files: &Files, op: &Op) -> Result<u64, Errno> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_model(space, files, op)))
         .unwrap_or(Err(PANICKED))
 }
 
 /// Runs `op` on the model.
-fn run_model(space: &mut AddressSpace, op: &Op) -> Result<u64, Errno> {
+fn run_model(space: &mut AddressSpace, files: &Files, op: &Op) -> Result<u64, Errno> {
     match *op {
         Op::Mmap { addr, len, prot, flags, fd, off } => {
-            space.sys_mmap(&NoFiles, addr, len, prot, flags, fd, off)
+            space.sys_mmap(files, addr, len, prot, flags, files.real(fd), off)
         }
         Op::Munmap { addr, len } => space.sys_munmap(addr, len),
         Op::Mprotect { addr, len, prot } => space.sys_mprotect(addr, len, prot),
@@ -196,6 +280,7 @@ struct Failure {
 
 struct Oracle {
     g: Geometry,
+    files: Files,
     cfg: MmConfig,
     /// `MMKIT_ORACLE_HOST_ONLY=1`: run the host side only and print what it returned (for
     /// checking the generator's coverage); never the default.
@@ -271,14 +356,14 @@ impl Oracle {
             if matches!(op, Op::Madvise { advice, .. } if *advice as u32 == 102) {
                 guards = true; // MADV_GUARD_INSTALL: later touches may hit a guard page
             }
-            let h = match run_host(&self.g, op, guards) {
+            let h = match run_host(&self.g, &self.files, op, guards) {
                 HostRes::Done(h) => h,
                 HostRes::Skipped => {
                     steps.push(Step { op: op.clone(), host: Ok(0), model: Ok(0), skipped: true });
                     continue;
                 }
             };
-            let m = if self.host_only { h } else { run_model_caught(&mut space, op) };
+            let m = if self.host_only { h } else { run_model_caught(&mut space, &self.files, op) };
             if let Some(c) = cov.as_deref_mut() {
                 let r = match h {
                     Ok(_) => class(&self.g, op, &h),
@@ -308,7 +393,7 @@ impl Oracle {
                 if let Ok(b) = m {
                     if !self.g.in_free(b) {
                         let unmap = Op::Munmap { addr: b, len: op.result_len() };
-                        let _ = run_model_caught(&mut space, &unmap);
+                        let _ = run_model_caught(&mut space, &self.files, &unmap);
                     }
                 }
             }
@@ -384,7 +469,7 @@ impl Oracle {
             fd: u64::MAX,
             off: 0,
         };
-        let HostRes::Done(r) = run_host(&self.g, &op, false) else { unreachable!() };
+        let HostRes::Done(r) = run_host(&self.g, &self.files, &op, false) else { unreachable!() };
         assert_eq!(r, Ok(self.g.win), "self-check mmap");
         let (hs, ms) = self.snapshots(&space);
         assert_eq!(hs.0.len(), 1, "self-check: host VMA not seen:\n{hs}");
@@ -480,7 +565,7 @@ pub fn main() {
     };
     let cfg = host::host_config();
     let host_only = std::env::var("MMKIT_ORACLE_HOST_ONLY").is_ok_and(|v| v == "1");
-    let oracle = Oracle { g, cfg, host_only };
+    let oracle = Oracle { g, files: Files::open(), cfg, host_only };
     println!(
         "linux_oracle: window {:#x}..{:#x}, {} ops in sequences of {}, seeds from {}; config: \
          rawio={} ipc_lock={} memlock={:#x} max_map_count={} overcommit={:?} ram_pages={} \
