@@ -20,7 +20,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the demo scenario.
+    /// A narrated tour of one process's address space: mmap, brk, mprotect splits and
+    /// merges, errors, munmap, mremap, fork, mlock, statistics.
     Demo,
     /// Replay `strace -f -y -qq` logs against the address-space model and compare every
     /// result with the one Linux recorded.
@@ -327,10 +328,16 @@ fn run_maps(a: &MapsArgs) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Demo => {
-            println!("mmkit demo: coming with the simulator");
-            ExitCode::SUCCESS
-        }
+        Command::Demo => match mmkit_cli::demo::run() {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mmkit demo: error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Replay(a) => match run_replay(&a) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),

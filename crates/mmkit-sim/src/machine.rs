@@ -11,6 +11,7 @@ use mmkit::{PhysAddr, VirtAddr, PAGE_SIZE};
 
 use crate::mmu::{self, AccessKind, ArchKind, Fault, FaultKind, MmuConfig, Privilege};
 use crate::phys::PhysMemory;
+use crate::stopgap::StopgapFrames;
 use crate::tlb::Tlb;
 
 /// How many times one access is retried after the fault handler returned success before
@@ -219,6 +220,12 @@ impl Machine {
     /// Physical memory.
     pub fn phys(&self) -> &Arc<PhysMemory> {
         &self.phys
+    }
+
+    /// A [`StopgapFrames`] over all of physical memory except frame 0 (which LoongArch tables
+    /// must avoid). Temporary, until the simulator uses `mmkit::frame`.
+    pub fn stopgap_frames(&self) -> StopgapFrames {
+        StopgapFrames::new(Arc::clone(&self.phys), PhysAddr(PAGE_SIZE), PhysAddr(self.phys.size()))
     }
 
     /// The page-table format.

@@ -36,7 +36,7 @@ struct State {
 impl StopgapFrames {
     /// Frames of `phys` in `[start, end)` (both rounded inwards to pages and clamped to the
     /// memory). Frame 0 is a legal start, but LoongArch tables must not live there (an
-    /// empty directory entry is 0), so [`crate::Machine`] starts at frame 1.
+    /// empty directory entry is 0), so [`crate::Machine::stopgap_frames`] starts at frame 1.
     pub fn new(phys: Arc<PhysMemory>, start: PhysAddr, end: PhysAddr) -> Self {
         let start = mmkit::addr::page_align_up(start.0).unwrap_or(u64::MAX);
         let end = mmkit::addr::page_align_down(end.0.min(phys.size()));

@@ -1,11 +1,36 @@
 //! [`Tlb`]: one CPU's translation cache, tagged by ASID, keeping entries until flushed.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use mmkit::platform::Asid;
 use mmkit::PAGE_SIZE;
 
 use crate::mmu::{Perm, Privilege, Walk};
+
+/// A multiply-rotate hasher for the small integer keys of the TLB (SipHash's DoS
+/// resistance buys nothing here and dominated the lookup cost).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
 
 /// Tag of a global entry: matches every ASID.
 const GLOBAL: u32 = u32::MAX;
@@ -43,15 +68,18 @@ impl TlbEntry {
 /// page fault invalidates the entries for the faulting address), or by replacement when full.
 #[derive(Debug)]
 pub struct Tlb {
-    map: HashMap<(u32, u64), TlbEntry>,
-    order: VecDeque<(u32, u64)>,
+    /// Entry and the sequence number of its insertion.
+    map: Map<(u32, u64), (TlbEntry, u64)>,
+    /// Insertion order; an item is live only while the map holds the same sequence number.
+    order: VecDeque<((u32, u64), u64)>,
+    seq: u64,
     capacity: usize,
 }
 
 impl Tlb {
     /// An empty TLB of `capacity` entries (at least 1).
     pub fn new(capacity: usize) -> Self {
-        Tlb { map: HashMap::new(), order: VecDeque::new(), capacity: capacity.max(1) }
+        Tlb { map: Map::default(), order: VecDeque::new(), seq: 0, capacity: capacity.max(1) }
     }
 
     /// Number of cached entries.
@@ -67,7 +95,8 @@ impl Tlb {
     /// The entry for `va` in `asid` (own or global).
     pub fn lookup(&self, asid: Asid, va: u64) -> Option<TlbEntry> {
         let vpn = va / PAGE_SIZE;
-        self.map.get(&(asid.0 as u32, vpn)).or_else(|| self.map.get(&(GLOBAL, vpn))).copied()
+        let own = self.map.get(&(asid.0 as u32, vpn));
+        own.or_else(|| self.map.get(&(GLOBAL, vpn))).map(|&(e, _)| e)
     }
 
     /// Caches the translation `w` of `va`.
@@ -81,21 +110,21 @@ impl Tlb {
             dirty: w.dirty,
             leaf_size: w.leaf_size,
         };
-        if self.map.insert(key, e).is_none() {
-            self.order.push_back(key);
+        self.seq += 1;
+        let seq = self.seq;
+        if self.map.insert(key, (e, seq)).is_none() {
             while self.map.len() > self.capacity {
-                match self.order.pop_front() {
-                    Some(k) if k != key => {
-                        self.map.remove(&k);
-                    }
-                    Some(k) => self.order.push_back(k),
-                    None => break,
+                let Some((k, s)) = self.order.pop_front() else { break };
+                if self.map.get(&k).is_some_and(|&(_, live)| live == s) {
+                    self.map.remove(&k);
                 }
             }
         }
-        if self.order.len() > 4 * self.capacity {
+        self.order.push_back((key, seq));
+        if self.order.len() > 2 * self.capacity {
+            // Drop the records of flushed or replaced entries.
             let map = &self.map;
-            self.order.retain(|k| map.contains_key(k));
+            self.order.retain(|(k, s)| map.get(k).is_some_and(|&(_, live)| live == *s));
         }
     }
 

@@ -19,6 +19,7 @@ extern crate std;
 pub mod addr;
 pub mod config;
 pub mod errno;
+pub mod fault;
 pub mod frame;
 pub mod paging;
 pub mod platform;

@@ -191,7 +191,7 @@ pub struct Walk {
     pub user: Perm,
     /// Effective permissions in kernel mode.
     pub kernel: Perm,
-    /// The leaf is dirty: writes may proceed without another walk (x86 D, Arm AP[2] = 0,
+    /// The leaf is dirty: writes may proceed without another walk (x86 D, Arm `AP[2] = 0`,
     /// RISC-V D, LoongArch D).
     pub dirty: bool,
     /// The translation is global (matches every ASID).
