@@ -36,6 +36,8 @@
 //! assert_eq!(err.fault().kind, FaultKind::NotPresent);
 //! ```
 
+#![warn(missing_docs, missing_debug_implementations)]
+
 pub mod machine;
 pub mod mmu;
 pub mod phys;

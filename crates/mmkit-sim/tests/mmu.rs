@@ -361,6 +361,33 @@ fn fault_handler_loop<A: Arch>(arch: ArchKind) {
     assert_eq!(n, MAX_FAULT_RETRIES);
 }
 
+fn high_addresses_translate<A: Arch>(arch: ArchKind) {
+    let r = rig::<A>(arch, 1);
+    let bits = arch.va_bits();
+    // The last page of the lower half, and (sign-extended formats) the first and last pages
+    // of the upper half: every top-level index bit is exercised.
+    let mut vas = vec![(1u64 << (bits - 1)) - PAGE_SIZE, 0x1234_5000 << (bits - 36)];
+    if arch == ArchKind::Aarch64 {
+        vas.push((1 << 48) - PAGE_SIZE);
+    } else {
+        vas.push(!0u64 << (bits - 1));
+        vas.push(!0u64 << 12);
+    }
+    let rw = Attrs::new(PteFlags::READ | PteFlags::WRITE);
+    let frames: Vec<_> = vas.iter().map(|&va| r.map4k(va, rw)).collect();
+    let mut k = r.m.cpu(0).unwrap().with_privilege(Privilege::Kernel);
+    for (i, (&va, &pa)) in vas.iter().zip(&frames).enumerate() {
+        k.store_u64(&r.ctx, VirtAddr(va + 8), i as u64 + 100).unwrap();
+        assert_eq!(r.m.phys().read_u64(PhysAddr(pa.0 + 8)).unwrap(), i as u64 + 100, "{va:#x}");
+    }
+    for (i, &va) in vas.iter().enumerate() {
+        assert_eq!(k.load_u64(&r.ctx, VirtAddr(va + 8)).unwrap(), i as u64 + 100);
+    }
+    // One past the lower half is outside the format (non-canonical / outside TTBR0).
+    let hole = if arch == ArchKind::Aarch64 { 1u64 << 48 } else { 1u64 << (bits - 1) };
+    assert_eq!(fault_kind(k.load_u8(&r.ctx, VirtAddr(hole))), FaultKind::NonCanonical);
+}
+
 macro_rules! per_arch {
     ($($test:ident),*) => {$(
         mod $test {
@@ -384,5 +411,6 @@ per_arch!(
     huge_leaves_translate,
     stale_tlb_until_flushed,
     asids_are_separate,
-    fault_handler_loop
+    fault_handler_loop,
+    high_addresses_translate
 );
