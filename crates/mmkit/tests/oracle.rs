@@ -50,7 +50,7 @@
 //! only: `MMKIT_ORACLE_SKIP=1` skips the test; `MMKIT_ORACLE_HOST_ONLY=1` runs the host side
 //! alone (generator coverage, no comparison); `MMKIT_ORACLE_SHOW=EINVAL` (or `ok(0)`, ...)
 //! prints the host calls with that result; `MMKIT_ORACLE_NO_GUARD=1` leaves out
-//! MADV_GUARD_INSTALL (whose page-level effects the model cannot see yet).
+//! MADV_GUARD_INSTALL (to tell guard-marker mismatches from others while iterating).
 //!
 //! On a mismatch the test keeps going with the next sequence, groups mismatches by kind,
 //! shrinks the first sequence of each kind to a minimal reproducer (greedy removal of
