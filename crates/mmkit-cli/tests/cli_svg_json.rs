@@ -7,15 +7,8 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
-fn traces_dir() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces");
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!("skipping: {} is missing", d.display());
-        None
-    }
-}
+mod common;
+use common::traces_dir;
 
 fn tmp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("mmkit-cli-{tag}-{}", std::process::id()));

@@ -18,5 +18,7 @@ fn demo_runs_and_shows_linux_results() {
     assert!(text.contains("7ffff7fa1000-7ffff7fa5000 ---p"));
     // A forked child's brk growth next to a written heap gives two [heap] lines (J8).
     assert!(text.matches("[heap]").count() >= 3);
-    assert!(text.contains("55555557b000-55555557d000 rw-p 00000000 00:00 0                          [heap]"));
+    assert!(text.contains(
+        "55555557b000-55555557d000 rw-p 00000000 00:00 0                          [heap]"
+    ));
 }

@@ -4,31 +4,19 @@
 use std::path::{Path, PathBuf};
 
 use mmkit::MmConfig;
-use mmkit_cli::replay::{replay, Options, Report};
+use mmkit_cli::replay::{Options, Report};
+
+mod common;
+use common::replay_trace;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/traces")
 }
 
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
 fn run(name: &str, with_after: bool) -> Report {
-    let d = dir();
     // Recorded as root: CAP_IPC_LOCK and CAP_SYS_RAWIO.
     let cfg = MmConfig { cap_ipc_lock: true, cap_sys_rawio: true, ..Options::default().cfg };
-    let opts = Options {
-        cfg,
-        maps_before: Some(read(&d.join(format!("{name}.before")))),
-        expect_maps: with_after.then(|| read(&d.join(format!("{name}.after")))),
-        show_mismatches: 20,
-        ..Options::default()
-    };
-    let r = replay(&read(&d.join(format!("{name}.strace"))), &opts)
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    eprintln!("{name}:\n{}", r.summary());
-    r
+    replay_trace(&dir(), name, with_after, cfg)
 }
 
 /// Children that exec are rebuilt from the host's ELF files; without them their calls cannot

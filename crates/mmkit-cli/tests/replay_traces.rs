@@ -2,38 +2,18 @@
 //! every recorded return value (errno included), and the deterministic ones must end with the
 //! maps of their `.after` snapshot (issue 2, deliverable 8d).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use mmkit_cli::replay::{replay, Options, Report};
 
-fn traces_dir() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces");
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!("skipping: {} is missing", d.display());
-        None
-    }
-}
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
+mod common;
+use common::{read, replay_trace, traces_dir};
 
 /// Replays NAME with its `.before` snapshot and, when `with_after`, its `.after` as the
 /// expected final maps. The recorded runs used Linux's defaults, which are mmkit's.
 fn run(dir: &Path, name: &str, with_after: bool) -> Report {
-    let opts = Options {
-        maps_before: Some(read(&dir.join(format!("{name}.before")))),
-        expect_maps: with_after.then(|| read(&dir.join(format!("{name}.after")))),
-        show_mismatches: 20,
-        ..Options::default()
-    };
-    let r = replay(&read(&dir.join(format!("{name}.strace"))), &opts)
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    eprintln!("{name}:\n{}", r.summary());
-    r
+    replay_trace(dir, name, with_after, Options::default().cfg)
 }
 
 fn assert_results(name: &str, r: &Report) {

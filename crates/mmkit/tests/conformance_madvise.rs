@@ -463,29 +463,6 @@ fn f22_madvise02_file_cases() {
     check(&s);
 }
 
-/// A device mapping as `remap_pfn_range()` leaves it: VM_IO | VM_PFNMAP | VM_DONTEXPAND.
-fn device_vma(start: u64, pages: u64) -> mmkit::Vma {
-    let f = VmFlags::READ
-        | VmFlags::WRITE
-        | VmFlags::SHARED
-        | VmFlags::MAYREAD
-        | VmFlags::MAYWRITE
-        | VmFlags::MAYSHARE
-        | VmFlags::IO
-        | VmFlags::PFNMAP
-        | VmFlags::DONTEXPAND
-        | VmFlags::DONTDUMP;
-    mmkit::Vma {
-        start,
-        end: start + pages * P,
-        flags: f,
-        pgoff: 0,
-        backing: mmkit::Backing::Device { phys_base: 0xfe00_0000 },
-        anon_vma: None,
-        name: None,
-    }
-}
-
 #[test]
 fn g_device_mapping_advice() {
     let mut s = space();

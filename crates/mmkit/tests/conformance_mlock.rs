@@ -274,25 +274,7 @@ fn h_special_mappings_are_never_locked() {
     // mlock_fixup(): VM_SPECIAL mappings keep their flags; the call still succeeds and the
     // populate pass skips VM_IO/VM_PFNMAP.
     let mut s = space();
-    let f = VmFlags::READ
-        | VmFlags::WRITE
-        | VmFlags::SHARED
-        | VmFlags::MAYREAD
-        | VmFlags::MAYWRITE
-        | VmFlags::MAYSHARE
-        | VmFlags::IO
-        | VmFlags::PFNMAP
-        | VmFlags::DONTEXPAND
-        | VmFlags::DONTDUMP;
-    let dev = mmkit::Vma {
-        start: BASE,
-        end: BASE + 2 * P,
-        flags: f,
-        pgoff: 0,
-        backing: mmkit::Backing::Device { phys_base: 0xfe00_0000 },
-        anon_vma: None,
-        name: None,
-    };
+    let dev = device_vma(BASE, 2);
     s.insert_vma_unmerged(dev).unwrap();
     assert_eq!(s.sys_mlock(BASE, 2 * P), Ok(0));
     assert!(!locked(&s, BASE));

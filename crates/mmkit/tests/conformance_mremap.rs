@@ -586,29 +586,6 @@ fn e33c_dontunmap_fixed_move_that_remerges_with_its_source() {
     check(&s);
 }
 
-/// A device mapping as `remap_pfn_range()` leaves it: VM_IO | VM_PFNMAP | VM_DONTEXPAND.
-fn device_vma(start: u64, pages: u64) -> mmkit::Vma {
-    let f = VmFlags::READ
-        | VmFlags::WRITE
-        | VmFlags::SHARED
-        | VmFlags::MAYREAD
-        | VmFlags::MAYWRITE
-        | VmFlags::MAYSHARE
-        | VmFlags::IO
-        | VmFlags::PFNMAP
-        | VmFlags::DONTEXPAND
-        | VmFlags::DONTDUMP;
-    mmkit::Vma {
-        start,
-        end: start + pages * P,
-        flags: f,
-        pgoff: 0,
-        backing: Backing::Device { phys_base: 0xfe00_0000 },
-        anon_vma: None,
-        name: None,
-    }
-}
-
 #[test]
 fn e_dontexpand_pfnmap_growth_efault_dontunmap_einval() {
     let mut s = space();

@@ -1,82 +1,28 @@
 //! Slab allocator: every kmalloc class, typed caches, per-CPU freelists, GlobalAlloc, leak
 //! checks back to zero and fault injection.
 
-use std::alloc::{alloc_zeroed, dealloc, GlobalAlloc, Layout};
+use std::alloc::{GlobalAlloc, Layout};
 use std::collections::HashSet;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use mmkit::addr::PhysAddr;
 use mmkit::frame::{FrameAllocator, FrameConfig, MemKind, MemRegion};
-use mmkit::platform::{CpuId, PhysAccess};
 use mmkit::slab::{
     kmalloc_class, GlobalKmalloc, Kmalloc, SlabCache, SlabError, TypedCache, KMALLOC_SIZES,
 };
 use proptest::prelude::*;
 
+mod alloc_common;
+use alloc_common::{Cpus, Host, HostMem, THREAD_CPU};
+
 const MIB: usize = 1 << 20;
-
-struct HostMem {
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl HostMem {
-    fn new(len: usize) -> Self {
-        let layout = Layout::from_size_align(len, 1 << 22).unwrap();
-        // SAFETY: non-zero size.
-        let ptr = unsafe { alloc_zeroed(layout) };
-        assert!(!ptr.is_null());
-        Self { ptr, len }
-    }
-}
-
-impl Drop for HostMem {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { dealloc(self.ptr, Layout::from_size_align(self.len, 1 << 22).unwrap()) };
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Host {
-    base: usize,
-    len: u64,
-}
-
-impl PhysAccess for Host {
-    fn phys_to_ptr(&self, pa: PhysAddr) -> *mut u8 {
-        assert!(pa.0 < self.len, "access outside host memory: {pa:?}");
-        (self.base + pa.0 as usize) as *mut u8
-    }
-}
-
-thread_local! {
-    /// Set by threads that act as one CPU each, so that per-CPU lists really run in parallel.
-    static THREAD_CPU: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
-}
-
-struct Cpus {
-    cur: AtomicUsize,
-    n: usize,
-}
-
-impl CpuId for Cpus {
-    fn current_cpu(&self) -> usize {
-        THREAD_CPU.with(|c| c.get()).unwrap_or_else(|| self.cur.load(Ordering::Relaxed))
-    }
-    fn cpu_count(&self) -> usize {
-        self.n
-    }
-}
 
 type Fa = FrameAllocator<Host, Cpus>;
 
 fn frames(mem: &HostMem, cpus: usize) -> Fa {
     let map = [MemRegion::new(0, mem.len as u64, MemKind::Usable)];
     let cfg = FrameConfig { min_free_kbytes: Some(0), ..FrameConfig::default() };
-    let host = Host { base: mem.ptr as usize, len: mem.len as u64 };
-    FrameAllocator::new(&map, cfg, host, Cpus { cur: AtomicUsize::new(0), n: cpus }).unwrap()
+    FrameAllocator::new(&map, cfg, mem.access(), Cpus::new(cpus)).unwrap()
 }
 
 fn frames_back_to_boot(fa: &Fa) {
@@ -106,7 +52,7 @@ fn class_selection_follows_kmalloc_index() {
 
 #[test]
 fn every_class_allocs_frees_and_leaks_nothing() {
-    let mem = HostMem::new(64 * MIB);
+    let mem = HostMem::new(0, 64 * MIB);
     let fa = frames(&mem, 1);
     {
         let k = Kmalloc::new(&fa);
@@ -159,7 +105,7 @@ fn every_class_allocs_frees_and_leaks_nothing() {
 
 #[test]
 fn large_allocations_use_pages() {
-    let mem = HostMem::new(16 * MIB);
+    let mem = HostMem::new(0, 16 * MIB);
     let fa = frames(&mem, 1);
     let k = Kmalloc::new(&fa);
     let l = Layout::from_size_align(3 * 4096 + 1, 8).unwrap();
@@ -193,7 +139,7 @@ fn large_allocations_use_pages() {
 
 #[test]
 fn foreign_and_misaligned_frees_are_refused() {
-    let mem = HostMem::new(16 * MIB);
+    let mem = HostMem::new(0, 16 * MIB);
     let fa = frames(&mem, 1);
     let k = Kmalloc::new(&fa);
     let c64 = SlabCache::new("test-64", 64, 8).unwrap();
@@ -218,7 +164,7 @@ fn foreign_and_misaligned_frees_are_refused() {
 
 #[test]
 fn per_cpu_freelists_refill_and_flush() {
-    let mem = HostMem::new(16 * MIB);
+    let mem = HostMem::new(0, 16 * MIB);
     let fa = frames(&mem, 2);
     let none = mmkit::frame::FaultInjector::new();
     let c = SlabCache::new("test-32", 32, 8).unwrap();
@@ -262,7 +208,7 @@ struct VmaNode {
 
 #[test]
 fn typed_caches_construct_and_drop() {
-    let mem = HostMem::new(16 * MIB);
+    let mem = HostMem::new(0, 16 * MIB);
     let fa = frames(&mem, 1);
     {
         let vmas: TypedCache<'_, VmaNode, _, _> = TypedCache::new(&fa, "vm_area_struct").unwrap();
@@ -296,7 +242,7 @@ fn typed_caches_construct_and_drop() {
 
 #[test]
 fn global_alloc_smoke() {
-    let mem = HostMem::new(16 * MIB);
+    let mem = HostMem::new(0, 16 * MIB);
     let fa = frames(&mem, 1);
     let k = Kmalloc::new(&fa);
     let heap: &dyn GlobalAlloc = &k;
@@ -335,7 +281,7 @@ fn global_alloc_smoke() {
     let g = &HEAP;
     // SAFETY: non-zero size.
     assert!(unsafe { g.alloc(Layout::new::<u64>()) }.is_null());
-    let mem2: &'static HostMem = Box::leak(Box::new(HostMem::new(4 * MIB)));
+    let mem2: &'static HostMem = Box::leak(Box::new(HostMem::new(0, 4 * MIB)));
     let leaked: &'static Fa = Box::leak(Box::new(frames(mem2, 1)));
     g.init(leaked);
     let l = Layout::new::<[u8; 48]>();
@@ -374,7 +320,7 @@ fn scenario(k: &Kmalloc<'_, Host, Cpus>) -> Result<Vec<NonNull<u8>>, SlabError> 
 
 #[test]
 fn fault_injection_in_kmalloc_and_in_frames() {
-    let mem = HostMem::new(16 * MIB);
+    let mem = HostMem::new(0, 16 * MIB);
     let fa = frames(&mem, 1);
     let k = Kmalloc::new(&fa);
     // kmalloc's own injector: every N.
@@ -419,7 +365,7 @@ fn fault_injection_in_kmalloc_and_in_frames() {
 
 #[test]
 fn running_out_of_frames_is_an_error_not_a_panic() {
-    let mem = HostMem::new(4 * MIB);
+    let mem = HostMem::new(0, 4 * MIB);
     let fa = frames(&mem, 1);
     let k = Kmalloc::new(&fa);
     let l = Layout::from_size_align(2048, 8).unwrap();
@@ -444,7 +390,7 @@ fn running_out_of_frames_is_an_error_not_a_panic() {
 
 #[test]
 fn parallel_kmalloc() {
-    let mem = HostMem::new(32 * MIB);
+    let mem = HostMem::new(0, 32 * MIB);
     let fa = frames(&mem, 4);
     let k = Kmalloc::new(&fa);
     std::thread::scope(|s| {
@@ -484,7 +430,7 @@ fn parallel_kmalloc() {
 
 #[test]
 fn objects_freed_on_other_cpus() {
-    let mem = HostMem::new(32 * MIB);
+    let mem = HostMem::new(0, 32 * MIB);
     let fa = frames(&mem, 4);
     let k = Kmalloc::new(&fa);
     let pool = std::sync::Mutex::new(Vec::<usize>::new());
@@ -530,7 +476,7 @@ proptest! {
     fn kmalloc_model(
         ops in proptest::collection::vec((1usize..6000, any::<bool>(), any::<usize>()), 1..300)
     ) {
-        let mem = HostMem::new(16 * MIB);
+        let mem = HostMem::new(0, 16 * MIB);
         let fa = frames(&mem, 1);
         let k = Kmalloc::new(&fa);
         let mut live: Vec<(NonNull<u8>, usize, u8)> = Vec::new();

@@ -733,12 +733,7 @@ impl<P: PhysAccess, C: CpuId> FrameAllocator<P, C> {
         let i = self.meta.idx(pfn.0).ok_or(FreeError::OutOfRange)?;
         let m = self.meta.at(i);
         let f = m.flags();
-        if f.contains(PageFlags::RESERVED) {
-            return Err(FreeError::Reserved);
-        }
-        if f.intersects(PageFlags::BUDDY | PageFlags::PCP) {
-            return Err(FreeError::DoubleFree);
-        }
+        owned_by_caller(f)?;
         if f.contains(PageFlags::TAIL) {
             return Err(FreeError::NotHead);
         }
@@ -815,12 +810,7 @@ impl<P: PhysAccess, C: CpuId> FrameAllocator<P, C> {
         let i = self.head_index(pfn)?;
         let m = self.meta.at(i);
         let f = m.flags();
-        if f.contains(PageFlags::RESERVED) {
-            return Err(FreeError::Reserved);
-        }
-        if f.intersects(PageFlags::BUDDY | PageFlags::PCP) {
-            return Err(FreeError::DoubleFree);
-        }
+        owned_by_caller(f)?;
         if m.refcount() <= 0 {
             return Err(FreeError::NotAllocated);
         }
@@ -965,4 +955,18 @@ impl<P: PhysAccess, C: CpuId> crate::paging::TableMemory for FrameAllocator<P, C
         // broke the contract, and then leaving the frame alone is the safe choice.
         let _ = self.free(Pfn::containing(pa), 0);
     }
+}
+
+/// The checks `free` and `put_page` share before looking at order or refcount: a reserved
+/// frame was never the allocator's to give (Linux `bad_page()` on `PG_reserved`), and one
+/// already on a buddy or per-CPU list is being freed twice (`PageBuddy()` in
+/// `free_pages_prepare()`).
+fn owned_by_caller(f: PageFlags) -> Result<(), FreeError> {
+    if f.contains(PageFlags::RESERVED) {
+        return Err(FreeError::Reserved);
+    }
+    if f.intersects(PageFlags::BUDDY | PageFlags::PCP) {
+        return Err(FreeError::DoubleFree);
+    }
+    Ok(())
 }

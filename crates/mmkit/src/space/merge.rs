@@ -201,6 +201,22 @@ impl Nb {
 }
 
 impl AddressSpace {
+    /// Moves the neighbour `nb` (as it was before the merge) to `[lo, hi)` and re-accounts
+    /// it, as `vma_expand()` / `vma_shrink()` (mm/vma.c) do with `vma_set_range()`. `[lo, hi)`
+    /// only covers `nb` and the VMAs being merged into it, so the overlap error is ignored.
+    fn nb_set_range(&mut self, nb: &Nb, lo: u64, hi: u64) {
+        let _ = self.idx_set_range_known(nb.start, nb.flags, nb.end - nb.start, lo, hi);
+    }
+
+    /// Gives the merged VMA at `start` the surviving `anon_vma` and ORs in the sticky flags
+    /// of the VMAs it absorbed (`vma_merge()`'s `anon_dup` / `VM_STICKY` handling, mm/vma.c).
+    fn set_anon_sticky(&mut self, start: u64, anon: Option<AnonVma>, sticky: VmFlags) {
+        self.idx_update(start, |v| {
+            v.anon_vma = anon;
+            v.flags |= sticky;
+        });
+    }
+
     // -----------------------------------------------------------------------------------
     // Merging into free space.
 
@@ -258,31 +274,23 @@ impl AddressSpace {
                 let anon = p.anon_vma.or(n.anon_vma).or(cand.anon_vma);
                 let sticky = (p.flags | n.flags | cand.flags) & VM_STICKY;
                 self.idx_remove(n.start);
-                let _ = self.idx_set_range_known(p.start, p.flags, p.end - p.start, p.start, n.end);
-                self.idx_update(p.start, |v| {
-                    v.anon_vma = anon;
-                    v.flags |= sticky;
-                });
+                self.nb_set_range(&p, p.start, n.end);
+                self.set_anon_sticky(p.start, anon, sticky);
                 self.stats.merges += 2;
                 Ok(Some(p.start))
             }
             (true, _, Some(p), _) => {
                 let anon = p.anon_vma.or(cand.anon_vma);
                 let sticky = cand.flags & VM_STICKY;
-                let _ =
-                    self.idx_set_range_known(p.start, p.flags, p.end - p.start, p.start, cand.end);
-                self.idx_update(p.start, |v| {
-                    v.anon_vma = anon;
-                    v.flags |= sticky;
-                });
+                self.nb_set_range(&p, p.start, cand.end);
+                self.set_anon_sticky(p.start, anon, sticky);
                 self.stats.merges += 1;
                 Ok(Some(p.start))
             }
             (_, true, _, Some(n)) => {
                 let anon = n.anon_vma.or(cand.anon_vma);
                 let sticky = cand.flags & VM_STICKY;
-                let _ =
-                    self.idx_set_range_known(n.start, n.flags, n.end - n.start, cand.start, n.end);
+                self.nb_set_range(&n, cand.start, n.end);
                 self.idx_update(cand.start, |v| {
                     v.pgoff = cand.pgoff;
                     v.anon_vma = anon;
@@ -404,11 +412,8 @@ impl AddressSpace {
                 let sticky = (p.flags | n.flags | cand.flags) & VM_STICKY;
                 self.idx_remove(n.start);
                 self.idx_remove(middle.start);
-                let _ = self.idx_set_range_known(p.start, p.flags, p.end - p.start, p.start, n.end);
-                self.idx_update(p.start, |v| {
-                    v.anon_vma = anon;
-                    v.flags |= sticky;
-                });
+                self.nb_set_range(&p, p.start, n.end);
+                self.set_anon_sticky(p.start, anon, sticky);
                 self.stats.merges += 2;
                 Some((p.start, n.end))
             }
@@ -418,23 +423,13 @@ impl AddressSpace {
                 if right_side {
                     self.idx_remove(middle.start);
                 } else {
-                    let _ = self.idx_set_range_known(
-                        middle.start,
-                        middle.flags,
-                        middle.end - middle.start,
-                        cand.end,
-                        middle.end,
-                    );
+                    self.nb_set_range(middle, cand.end, middle.end);
                     let pg = middle.pgoff_at(cand.end);
                     self.idx_update(cand.end, |v| v.pgoff = pg);
                 }
                 let sticky = cand.flags & VM_STICKY;
-                let _ =
-                    self.idx_set_range_known(p.start, p.flags, p.end - p.start, p.start, cand.end);
-                self.idx_update(p.start, |v| {
-                    v.anon_vma = anon;
-                    v.flags |= sticky;
-                });
+                self.nb_set_range(&p, p.start, cand.end);
+                self.set_anon_sticky(p.start, anon, sticky);
                 self.stats.merges += 1;
                 Some((p.start, cand.end))
             }
@@ -444,16 +439,9 @@ impl AddressSpace {
                 if left_side {
                     self.idx_remove(middle.start);
                 } else {
-                    let _ = self.idx_set_range_known(
-                        middle.start,
-                        middle.flags,
-                        middle.end - middle.start,
-                        middle.start,
-                        cand.start,
-                    );
+                    self.nb_set_range(middle, middle.start, cand.start);
                 }
-                let _ =
-                    self.idx_set_range_known(n.start, n.flags, n.end - n.start, cand.start, n.end);
+                self.nb_set_range(&n, cand.start, n.end);
                 let pg = n.pgoff.wrapping_sub(pglen);
                 let sticky = cand.flags & VM_STICKY;
                 self.idx_update(cand.start, |v| {

@@ -197,3 +197,26 @@ pub fn fault_map(s: &mut AddressSpace, addr: u64, n: u64) -> String {
         })
         .collect()
 }
+
+/// A device mapping as `remap_pfn_range()` leaves it: VM_IO | VM_PFNMAP | VM_DONTEXPAND.
+pub fn device_vma(start: u64, pages: u64) -> mmkit::Vma {
+    let f = VmFlags::READ
+        | VmFlags::WRITE
+        | VmFlags::SHARED
+        | VmFlags::MAYREAD
+        | VmFlags::MAYWRITE
+        | VmFlags::MAYSHARE
+        | VmFlags::IO
+        | VmFlags::PFNMAP
+        | VmFlags::DONTEXPAND
+        | VmFlags::DONTDUMP;
+    mmkit::Vma {
+        start,
+        end: start + pages * P,
+        flags: f,
+        pgoff: 0,
+        backing: mmkit::Backing::Device { phys_base: 0xfe00_0000 },
+        anon_vma: None,
+        name: None,
+    }
+}
