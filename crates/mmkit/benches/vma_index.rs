@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use memory_addr::{AddrRange, VirtAddr as MsAddr};
 use memory_set::{MappingBackend, MemoryArea, MemorySet};
 use mmkit::config::MmConfig;
@@ -406,5 +406,72 @@ fn benches(c: &mut Criterion) {
     }
 }
 
+/// Instruction-count mode for `valgrind --tool=callgrind` (counts do not depend on machine
+/// load, unlike criterion's times): `VMA_INDEX_PROFILE=OP,N,ITERS` builds the layout of `N`
+/// VMAs and runs `ITERS` iterations of `OP` (`find`, `map_unmap`, `mprotect`, `gap`) without
+/// criterion. Per-op cost = the count inside
+/// `run_ops` divided by ITERS (see docs/benchmarks.md for the command).
+fn profile(spec: &str) {
+    let mut it = spec.split(',');
+    let op = it.next().unwrap_or("find");
+    let n: usize = it.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let iters: usize = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut ix = VmaIndex::new(GUARD);
+    for v in layout(n) {
+        ix.insert(v).unwrap();
+    }
+    let acc = run_ops(&mut ix, op, n, iters);
+    println!("{op} n={n} iters={iters} acc={}", black_box(acc));
+}
+
+/// The measured loop of [`profile`], kept out of line so that callgrind can count it alone
+/// (`--collect-atstart=no --toggle-collect=vma_index::run_ops`).
+#[inline(never)]
+fn run_ops(ix: &mut VmaIndex, op: &str, n: usize, iters: usize) -> u64 {
+    let a = addrs(n);
+    let req = GapRequest {
+        length: PG,
+        low_limit: 0x10000,
+        high_limit: TOP,
+        align_mask: 0,
+        align_offset: 0,
+        start_gap: 0,
+    };
+    let proto = layout(1).next().unwrap();
+    let s = base(n) + ((n as u64 / 2) & !1) * 4 * PG;
+    let mut acc = 0u64;
+    for k in 0..iters {
+        match op {
+            "find" => acc += ix.find(black_box(a[k & 4095])).map_or(0, |v| v.start),
+            "gap" => acc += ix.unmapped_area_topdown(black_box(&req)).unwrap(),
+            "map_unmap" => {
+                let a = ix.unmapped_area_topdown(&req).unwrap();
+                let v = Vma { start: a, end: a + PG, flags: VmFlags::empty(), ..proto.clone() };
+                ix.insert(v).unwrap();
+                acc += ix.remove(a).unwrap().start;
+            }
+            "mprotect" => {
+                ix.split(s, s + PG).unwrap();
+                ix.split(s + PG, s + 2 * PG).unwrap();
+                ix.get_mut(s + PG).unwrap().flags -= VmFlags::READ;
+                ix.get_mut(s + PG).unwrap().flags |= VmFlags::READ;
+                ix.remove(s + 2 * PG).unwrap();
+                ix.remove(s + PG).unwrap();
+                ix.set_range(s, s, s + 3 * PG).unwrap();
+            }
+            _ => panic!("unknown op {op}"),
+        }
+    }
+    acc
+}
+
 criterion_group!(vma_index, benches);
-criterion_main!(vma_index);
+
+fn main() {
+    if let Ok(spec) = std::env::var("VMA_INDEX_PROFILE") {
+        profile(&spec);
+        return;
+    }
+    vma_index();
+    Criterion::default().configure_from_args().final_summary();
+}

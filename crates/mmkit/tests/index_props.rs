@@ -441,3 +441,62 @@ fn drain_large_index() {
     ix.check_invariants();
     assert!(ix.is_empty());
 }
+
+/// Moves an operation's addresses and picks into a narrow window around page `center`, so
+/// that consecutive updates hit the same or neighbouring leaves — the case the index's
+/// remembered path (`locate`) serves — while bursts of inserts and removals there split,
+/// merge and rebalance those very leaves.
+fn localize(op: &Op, m: &Model, center: u64) -> Op {
+    let near = |page: u64| (center + page % 48).saturating_sub(24);
+    let pick = |p: usize| {
+        let i = m.v.partition_point(|v| v.start < center * PG);
+        (i + p % 9).saturating_sub(4)
+    };
+    match *op {
+        Op::Insert { page, pages, growsdown } => Op::Insert { page: near(page), pages, growsdown },
+        Op::Remove { pick: p } => Op::Remove { pick: pick(p) },
+        Op::RemoveAddr { page } => Op::RemoveAddr { page: near(page) },
+        Op::Split { pick: p, frac } => Op::Split { pick: pick(p), frac },
+        Op::SetRange { pick: p, dstart, pages } => Op::SetRange { pick: pick(p), dstart, pages },
+        Op::Flags { pick: p, growsdown, other } => Op::Flags { pick: pick(p), growsdown, other },
+        Op::Query { page, off, span } => Op::Query { page: near(page), off, span },
+        Op::Gap { req } => Op::Gap { req },
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Thousands of VMAs, then updates clustered around a slowly drifting address, with the
+    /// structural self-check after every step: the remembered path must never give a stale
+    /// answer after the splits, merges and root changes these cause.
+    #[test]
+    fn local_updates_match_model(
+        guard in prop_oneof![Just(0u64), Just(16)],
+        initial in prop::collection::vec((1u64..6, 1u64..3, prop::bool::weighted(0.05)), 1000..3000),
+        ops in prop::collection::vec((op(), -8i64..9), 1..600),
+        start in 0u64..4000,
+    ) {
+        let guard = guard * PG;
+        let mut ix = VmaIndex::new(guard);
+        let mut m = Model { v: Vec::new(), guard };
+        let mut page = 0;
+        for &(skip, pages, gd) in &initial {
+            page += skip;
+            let v = mk(page * PG, (page + pages) * PG, gd);
+            page += pages;
+            assert!(m.insert(v.clone()));
+            ix.insert(v).unwrap();
+        }
+        let mut center = start;
+        for (op, drift) in &ops {
+            center = center.saturating_add_signed(*drift).min(UNIVERSE);
+            let op = localize(op, &m, center);
+            apply(&mut ix, &mut m, &op);
+            ix.check_invariants();
+            assert_eq!(ix.len(), m.v.len());
+        }
+        assert!(ix.iter().eq(m.v.iter()));
+        assert_eq!(ix.mapped_bytes(), m.v.iter().map(|v| v.end - v.start).sum::<u64>());
+    }
+}

@@ -12,6 +12,19 @@
 //!
 //! Leaves are chained both ways, so in-order iteration costs O(1) per step.
 //!
+//! # Updates
+//! An update finds its leaf once (insert checks for overlap at the leaf, against the new
+//! entry's neighbours), changes it, then walks the recorded path upwards refreshing each
+//! parent's summary and stops at the first one that comes out unchanged — as the maple
+//! tree's `mas_update_gap()` does. Every node caches its own largest inner gap, patched in
+//! O(1) unless the largest gap itself shrinks, so a summary refresh does not rescan the
+//! node. The path of the last update is remembered and tried first by the next one (Linux's
+//! `ma_state` reuse; the old per-thread `vmacache`): a syscall's split, flag change and
+//! re-merge touch neighbouring VMAs, so they skip the descent. The remembered path is only
+//! used if its leaf is exactly where a descent would go, and is dropped on every node split,
+//! merge, borrow or root change. Lookups through `&self` (`find`, …) always descend from
+//! the root: they may run in parallel (faults under a shared borrow) and write nothing.
+//!
 //! # What callers must not do
 //! [`VmaIndex::get_mut`] hands out `&mut Vma`. Everything except `start` and `end` may be
 //! changed through it (flags — VM_GROWSDOWN included —, pgoff, anon_vma, name, backing): the
@@ -58,6 +71,22 @@ pub struct VmaIndex {
     free_slots: Vec<u32>,
     len: usize,
     mapped_bytes: u64,
+    /// The path of the last update (see [`VmaIndex::locate`]); meaningful if `hint_ok`.
+    hint: Path,
+    hint_ok: bool,
+}
+
+/// Bound on `height`: every non-root node holds at least [`MIN`] = 4 entries and an internal
+/// root at least 2, so height `h` needs at least `8 * 4^(h - 1)` VMAs; `h = 16` would need
+/// more than 2^32, beyond the `u32` slab slots.
+const MAX_HEIGHT: usize = 16;
+
+/// A root-to-leaf path: `node[l]` is the node at level `l` (0 = the leaf, `height` = the
+/// root) and `idx[l]` is the position of `node[l]` in `node[l + 1]`.
+#[derive(Clone, Copy)]
+struct Path {
+    node: [u32; MAX_HEIGHT + 1],
+    idx: [u8; MAX_HEIGHT],
 }
 
 /// `insert` refused a VMA that overlaps one already present.
@@ -96,8 +125,6 @@ struct Pos {
 /// What a recursive update did to a subtree, for its parent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Up {
-    /// The key was not found; nothing changed.
-    Missing,
     /// Done; the subtree's summary may have changed.
     Changed,
     /// Done; the subtree's summary is unchanged, so no ancestor needs recomputing.
@@ -134,6 +161,8 @@ impl VmaIndex {
             free_slots: Vec::new(),
             len: 0,
             mapped_bytes: 0,
+            hint: Path { node: [NIL; MAX_HEIGHT + 1], idx: [0; MAX_HEIGHT] },
+            hint_ok: false,
         }
     }
 
@@ -237,8 +266,17 @@ impl VmaIndex {
     /// The entry starting exactly at `start`.
     #[inline]
     fn exact(&self, start: u64) -> Option<Pos> {
-        let p = self.last_start_le(start, false)?;
-        (self.arena.get(p.leaf).start[p.idx] == start).then_some(p)
+        self.exact_path(start).map(|(_, p)| p)
+    }
+
+    /// [`VmaIndex::exact`], with the path to its leaf.
+    #[inline]
+    fn exact_path(&self, start: u64) -> Option<(Path, Pos)> {
+        let path = self.locate(start);
+        let leaf = path.node[0];
+        let n = self.arena.get(leaf);
+        let i = n.count_start_lt(start);
+        (i < n.n() && n.start[i] == start).then_some((path, Pos { leaf, idx: i }))
     }
 
     #[inline]
@@ -313,29 +351,56 @@ impl VmaIndex {
         Iter { index: self, front, back, remaining: self.len }
     }
 
-    /// Inserts a VMA; refuses one that overlaps an existing VMA (or an empty range).
+    /// Inserts a VMA; refuses one that overlaps an existing VMA (or an empty range). One
+    /// descent: the overlap check is made at the leaf, against the new entry's neighbours
+    /// (across the leaf chain where they sit in the next or previous leaf).
     pub fn insert(&mut self, vma: Vma) -> Result<(), Overlap> {
         if vma.start >= vma.end {
             return Err(Overlap);
         }
-        if let Some(p) = self.first_end_above(vma.start) {
-            if self.arena.get(p.leaf).start[p.idx] < vma.end {
-                return Err(Overlap);
-            }
-        }
         let (s, e) = (vma.start, vma.end);
-        self.mapped_bytes = self.mapped_bytes.wrapping_add(e - s);
         let slot = self.alloc_slot(vma);
-        self.insert_key(s, e, slot);
+        if !self.insert_key(s, e, slot) {
+            self.slab[slot as usize] = vacant();
+            self.free_slots.push(slot);
+            return Err(Overlap);
+        }
+        self.mapped_bytes = self.mapped_bytes.wrapping_add(e - s);
         self.len += 1;
         Ok(())
     }
 
-    fn insert_key(&mut self, s: u64, e: u64, slot: u32) {
+    /// Inserts the key `[s, e)` for `slot`; false (and nothing changed) if it overlaps.
+    fn insert_key(&mut self, s: u64, e: u64, slot: u32) -> bool {
         let entry = Entry { start: s, end: e, gap: 0, ptr: slot };
-        if let Up::Split(r) = self.insert_rec(self.root, self.height, entry) {
-            self.grow_root(r);
+        let p = self.locate(s);
+        let leaf = p.node[0];
+        let n = self.arena.get(leaf);
+        let i = n.count_start_lt(s);
+        // `locate` picked the last leaf starting at or below `s` (or the first), so the
+        // neighbours are entries i - 1 and i, or across the leaf chain.
+        let prev_end = if i > 0 {
+            n.end[i - 1]
+        } else if n.prev != NIL {
+            let q = self.arena.get(n.prev);
+            q.end[q.n() - 1]
+        } else {
+            0
+        };
+        let next_start = if i < n.n() {
+            n.start[i]
+        } else if n.next != NIL {
+            self.arena.get(n.next).start[0]
+        } else {
+            u64::MAX
+        };
+        if prev_end > s || next_start < e {
+            self.set_hint(&p);
+            return false;
         }
+        let up = self.insert_into(leaf, i, entry, true);
+        self.fix_up(&p, up);
+        true
     }
 
     fn grow_root(&mut self, r: u32) {
@@ -355,12 +420,14 @@ impl VmaIndex {
     fn refresh(&mut self, node: u32, i: usize, up: Up) -> Up {
         let child = self.arena.get(node).ptr[i];
         match up {
-            Up::Missing | Up::Same => up,
+            Up::Same => up,
             Up::Changed | Up::Split(_) => {
                 let s = self.arena.get(child).summary(child);
                 let n = self.arena.get_mut(node);
                 let changed = n.entry(i) != s;
-                n.set(i, s);
+                if changed {
+                    n.set(i, s);
+                }
                 if let Up::Split(r) = up {
                     let sr = self.arena.get(r).summary(r);
                     return self.insert_into(node, i + 1, sr, false);
@@ -372,18 +439,6 @@ impl VmaIndex {
                 }
             }
         }
-    }
-
-    /// Inserts below `node`.
-    fn insert_rec(&mut self, node: u32, level: u32, e: Entry) -> Up {
-        if level == 0 {
-            let i = self.arena.get(node).count_start_lt(e.start);
-            return self.insert_into(node, i, e, true);
-        }
-        let i = self.arena.get(node).count_start_le(e.start).saturating_sub(1);
-        let child = self.arena.get(node).ptr[i];
-        let up = self.insert_rec(child, level - 1, e);
-        self.refresh(node, i, up)
     }
 
     /// Inserts `e` at position `i` of `node`, splitting it first if full. Appending at the
@@ -422,84 +477,112 @@ impl VmaIndex {
     }
 
     fn remove_key(&mut self, start: u64) -> Option<u32> {
-        let mut slot = None;
-        self.remove_rec(self.root, self.height, start, &mut slot);
+        let p = self.locate(start);
+        let leaf = p.node[0];
+        let n = self.arena.get_mut(leaf);
+        let i = n.count_start_lt(start);
+        if i >= n.n() || n.start[i] != start {
+            self.set_hint(&p);
+            return None;
+        }
+        let slot = n.remove(i).ptr;
+        self.fix_up(&p, Up::Changed);
+        Some(slot)
+    }
+
+    /// Rewrites the keys of entry `i` of the leaf on path `p` to `[ns, ne)` and, if `extra`
+    /// is given, inserts it right after that entry — no descent for a bounds change or a
+    /// split. The caller guarantees the order of entries stays right.
+    fn rekey_at(&mut self, p: &Path, i: usize, ns: u64, ne: u64, extra: Option<Entry>) {
+        let leaf = p.node[0];
+        self.arena.get_mut(leaf).set_key(i, ns, ne);
+        let up = match extra {
+            Some(e) => self.insert_into(leaf, i + 1, e, true),
+            None => Up::Changed,
+        };
+        self.fix_up(p, up);
+    }
+
+    /// The root-to-leaf path to the leaf where `key` belongs (the last leaf whose lowest
+    /// start is `<= key`, or the first leaf). The remembered path of the previous update is
+    /// tried first — the idea of Linux's `ma_state` reuse and of the old per-thread
+    /// `vmacache`: mmap, munmap and mprotect touch a few neighbouring VMAs in a row. It is
+    /// used only if that leaf is where a descent would go (checked against the leaf's own
+    /// first key and the next leaf's), and it is dropped on every split, merge or root
+    /// change, so it is never stale.
+    #[inline]
+    fn locate(&self, key: u64) -> Path {
+        if self.hint_ok {
+            let n = self.arena.get(self.hint.node[0]);
+            let after_first = key >= n.start[0] || n.prev == NIL;
+            let before_next = n.next == NIL || key < self.arena.get(n.next).start[0];
+            if n.n() > 0 && after_first && before_next {
+                return self.hint;
+            }
+        }
+        self.descend(key)
+    }
+
+    /// [`VmaIndex::locate`] without the remembered path: a descent from the root.
+    fn descend(&self, key: u64) -> Path {
+        let mut p = Path { node: [NIL; MAX_HEIGHT + 1], idx: [0; MAX_HEIGHT] };
+        let mut node = self.root;
+        let mut level = self.height as usize;
+        p.node[level] = node;
+        while level > 0 {
+            let n = self.arena.get(node);
+            let i = n.count_start_le(key).saturating_sub(1);
+            node = n.ptr[i];
+            level -= 1;
+            p.node[level] = node;
+            p.idx[level] = i as u8;
+        }
+        p
+    }
+
+    #[inline]
+    fn set_hint(&mut self, p: &Path) {
+        self.hint = *p;
+        self.hint_ok = true;
+    }
+
+    /// After the leaf on path `p` changed as `up` says, refreshes the summaries above it,
+    /// bottom-up, stopping as soon as one comes out unchanged; splits an overfull parent and
+    /// rebalances an underfull child on the way, grows or shrinks the root. The remembered
+    /// path survives only if no node was split, merged or rebalanced.
+    fn fix_up(&mut self, p: &Path, mut up: Up) {
+        let mut structural = matches!(up, Up::Split(_));
+        for level in 1..=self.height as usize {
+            if up == Up::Same {
+                break;
+            }
+            let node = p.node[level];
+            let i = p.idx[level - 1] as usize;
+            let child = p.node[level - 1];
+            if self.arena.get(child).n() < MIN {
+                self.arena.rebalance(node, i, level == 1);
+                structural = true;
+                up = Up::Changed;
+            } else {
+                up = self.refresh(node, i, up);
+                structural |= matches!(up, Up::Split(_));
+            }
+        }
+        if let Up::Split(r) = up {
+            self.grow_root(r);
+        }
         while self.height > 0 && self.arena.get(self.root).n() == 1 {
             let old = self.root;
             self.root = self.arena.get(old).ptr[0];
             self.arena.free(old);
             self.height -= 1;
+            structural = true;
         }
-        slot
-    }
-
-    fn remove_rec(&mut self, node: u32, level: u32, start: u64, slot: &mut Option<u32>) -> Up {
-        if level == 0 {
-            let n = self.arena.get_mut(node);
-            let i = n.count_start_lt(start);
-            if i < n.n() && n.start[i] == start {
-                *slot = Some(n.remove(i).ptr);
-                return Up::Changed;
-            }
-            return Up::Missing;
+        if structural {
+            self.hint_ok = false;
+        } else {
+            self.set_hint(p);
         }
-        let Some(i) = self.arena.get(node).count_start_le(start).checked_sub(1) else {
-            return Up::Missing;
-        };
-        let child = self.arena.get(node).ptr[i];
-        let up = self.remove_rec(child, level - 1, start, slot);
-        if up == Up::Missing {
-            return up;
-        }
-        if self.arena.get(child).n() < MIN {
-            self.arena.rebalance(node, i, level == 1);
-            return Up::Changed;
-        }
-        self.refresh(node, i, up)
-    }
-
-    /// Rewrites the keys of the entry starting at `start` to `[ns, ne)` and, if `extra` is
-    /// given, inserts it right after that entry — one descent for a bounds change or a
-    /// split. The caller guarantees the order of entries stays right.
-    fn rekey(&mut self, start: u64, ns: u64, ne: u64, extra: Option<Entry>) -> bool {
-        match self.rekey_rec(self.root, self.height, start, ns, ne, extra) {
-            Up::Missing => false,
-            Up::Split(r) => {
-                self.grow_root(r);
-                true
-            }
-            Up::Changed | Up::Same => true,
-        }
-    }
-
-    fn rekey_rec(
-        &mut self,
-        node: u32,
-        level: u32,
-        start: u64,
-        ns: u64,
-        ne: u64,
-        extra: Option<Entry>,
-    ) -> Up {
-        if level == 0 {
-            let n = self.arena.get_mut(node);
-            let i = n.count_start_lt(start);
-            if i >= n.n() || n.start[i] != start {
-                return Up::Missing;
-            }
-            n.start[i] = ns;
-            n.end[i] = ne;
-            return match extra {
-                Some(e) => self.insert_into(node, i + 1, e, true),
-                None => Up::Changed,
-            };
-        }
-        let Some(i) = self.arena.get(node).count_start_le(start).checked_sub(1) else {
-            return Up::Missing;
-        };
-        let child = self.arena.get(node).ptr[i];
-        let up = self.rekey_rec(child, level - 1, start, ns, ne, extra);
-        self.refresh(node, i, up)
     }
 
     /// Mutable access to the VMA starting exactly at `start`, for changes that keep its range
@@ -521,14 +604,14 @@ impl VmaIndex {
         if new_start >= new_end {
             return Err(Overlap);
         }
-        let p = self.exact(start).ok_or(Overlap)?;
+        let (path, p) = self.exact_path(start).ok_or(Overlap)?;
         let slot = self.slot_of(p);
         let old_end = self.key(p).1;
         let prev_end = self.prev_pos(p).map_or(0, |q| self.key(q).1);
         let next_start = self.next_pos(p).map(|q| self.key(q).0);
         if prev_end <= new_start && !matches!(next_start, Some(ns) if new_end > ns) {
             // Still between the same neighbours: rewrite the keys in place.
-            self.rekey(start, new_start, new_end, None);
+            self.rekey_at(&path, p.idx, new_start, new_end, None);
         } else {
             // The VMAs overlapping the new range form one run starting at the first VMA that
             // ends above new_start; the only one allowed in it is this VMA itself.
@@ -540,7 +623,8 @@ impl VmaIndex {
                 return Err(Overlap);
             }
             self.remove_key(start);
-            self.insert_key(new_start, new_end, slot);
+            let inserted = self.insert_key(new_start, new_end, slot);
+            debug_assert!(inserted, "overlap was checked above");
         }
         self.mapped_bytes = self
             .mapped_bytes
@@ -556,7 +640,7 @@ impl VmaIndex {
     /// `[start, at)` and `[at, end)`; the upper part's pgoff is advanced. Returns `Err` if
     /// there is no such VMA or `at` is not strictly inside.
     pub fn split(&mut self, start: u64, at: u64) -> Result<(), Overlap> {
-        let p = self.exact(start).ok_or(Overlap)?;
+        let (path, p) = self.exact_path(start).ok_or(Overlap)?;
         let slot = self.slot_of(p);
         let lower = &mut self.slab[slot as usize];
         if !(lower.start < at && at < lower.end) {
@@ -568,7 +652,7 @@ impl VmaIndex {
         lower.end = at;
         let end = upper.end;
         let up = self.alloc_slot(upper);
-        self.rekey(start, start, at, Some(Entry { start: at, end, gap: 0, ptr: up }));
+        self.rekey_at(&path, p.idx, start, at, Some(Entry { start: at, end, gap: 0, ptr: up }));
         self.len += 1;
         Ok(())
     }
@@ -884,6 +968,7 @@ impl VmaIndex {
             total += self.check_node(c, level - 1, false, leaves);
             let s = self.arena.get(c).summary(c);
             assert_eq!(s, n.entry(i), "summary of child {i}");
+            assert_eq!(s.gap, self.arena.get(c).inner_gap(), "cached gap of child {i}");
         }
         total
     }

@@ -227,3 +227,71 @@ fn extreme_addresses_never_panic() {
     assert_eq!(ix.unmapped_area_topdown(&r), Some(top - 2 * PG));
     ix.check_invariants();
 }
+
+/// The remembered path of the last update (`locate`) across the structural changes that
+/// must drop it: a dense run of splits and inserts in one spot (leaf and internal splits,
+/// root growth), then removals there in several orders (borrows, merges, root shrinks),
+/// each step checked against a plain list and the tree's self-check.
+#[test]
+fn remembered_path_survives_local_churn() {
+    for order in 0..3u64 {
+        let mut ix = spaced(3000, 0);
+        let mut model: Vec<(u64, u64)> = ix.iter().map(|v| (v.start, v.end)).collect();
+        let check = |ix: &VmaIndex, model: &Vec<(u64, u64)>| {
+            ix.check_invariants();
+            assert!(ix.iter().map(|v| (v.start, v.end)).eq(model.iter().copied()));
+        };
+        // Carve one big VMA out of a hole made at the middle, then split it page by page.
+        let base = 3000 * PG;
+        for s in (base..base + 400 * 2 * PG).step_by(2 * PG as usize) {
+            assert!(ix.remove(s).is_some());
+            model.retain(|&(a, _)| a != s);
+        }
+        ix.insert(vma(base, base + 800 * PG)).unwrap();
+        model.push((base, base + 800 * PG));
+        model.sort();
+        check(&ix, &model);
+        for k in 1..800 {
+            let at = base + k * PG;
+            let start = at - PG;
+            ix.split(start, at).unwrap();
+            let pos = model.iter().position(|&(a, _)| a == start).unwrap();
+            model[pos].1 = at;
+            model.insert(pos + 1, (at, base + 800 * PG));
+            assert_eq!(ix.find(at).map(|v| v.start), Some(at));
+            assert_eq!(ix.find(start).map(|v| (v.start, v.end)), Some((start, at)));
+            if k % 37 == 0 {
+                check(&ix, &model);
+            }
+        }
+        check(&ix, &model);
+        let mut pages: Vec<u64> = (0..800).collect();
+        match order {
+            0 => {}
+            1 => pages.reverse(),
+            _ => pages.sort_by_key(|p| (p % 7, *p)),
+        }
+        for (k, p) in pages.iter().enumerate() {
+            let s = base + p * PG;
+            assert_eq!(ix.remove(s).map(|v| v.start), Some(s));
+            assert!(ix.remove(s).is_none());
+            model.retain(|&(a, _)| a != s);
+            assert!(ix.find(s).is_none());
+            // Re-insert there through the remembered leaf (insert's overlap check), grow or
+            // shrink it in place, and remove it again.
+            let free_above = !model.iter().any(|&(a, b)| a < s + 2 * PG && b > s + PG);
+            assert_eq!(ix.insert(vma(s, s + 2 * PG)).is_ok(), free_above);
+            if free_above {
+                ix.set_range(s, s, s + PG).unwrap();
+            } else {
+                ix.insert(vma(s, s + PG)).unwrap();
+            }
+            assert_eq!(ix.find(s).map(|v| v.end), Some(s + PG));
+            assert!(ix.remove(s).is_some());
+            if k % 41 == 0 {
+                check(&ix, &model);
+            }
+        }
+        check(&ix, &model);
+    }
+}

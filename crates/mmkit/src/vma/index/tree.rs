@@ -25,14 +25,19 @@ pub(super) const MIN: usize = B / 4;
 pub(super) const NIL: u32 = u32::MAX;
 
 /// One node. `repr(C)` keeps the layout a lookup reads in order: the starts it scans (two
-/// cache lines), then the child/slot pointers it follows (the next line), then the rest.
+/// cache lines), then the child/slot pointers it follows (the next line), then the rest;
+/// `align(64)` makes those exactly three lines (unaligned, a 468-byte node's arrays would
+/// straddle up to five), at the price of padding nodes to 512 bytes.
 #[derive(Clone)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub(super) struct Node {
     pub(super) start: [u64; B],
     pub(super) ptr: [u32; B],
     pub(super) end: [u64; B],
     pub(super) gap: [u64; B],
+    /// [`Node::inner_gap`], kept up to date by every mutation (O(1) in the common case), so
+    /// that a parent's summary of this node costs O(1) to refresh.
+    pub(super) inner: u64,
     pub(super) len: u32,
     /// Leaf chain (leaves only).
     pub(super) prev: u32,
@@ -51,6 +56,28 @@ fn count_le(keys: &[u64; B], x: u64) -> usize {
     pos + (keys[pos] <= x) as usize
 }
 
+/// Moves `a[i..n]` one slot up (`n < B`). An element loop over a fixed-size array: for these
+/// short moves it is cheaper than the `memmove` call `copy_within` becomes.
+#[inline(always)]
+fn shift_right<T: Copy>(a: &mut [T; B], i: usize, n: usize) {
+    let mut j = n;
+    while j > i {
+        a[j] = a[j - 1];
+        j -= 1;
+    }
+}
+
+/// Moves `a[i + 1..n]` one slot down and fills slot `n - 1` with `fill`.
+#[inline(always)]
+fn shift_left<T: Copy>(a: &mut [T; B], i: usize, n: usize, fill: T) {
+    let mut j = i;
+    while j + 1 < n {
+        a[j] = a[j + 1];
+        j += 1;
+    }
+    a[n - 1] = fill;
+}
+
 /// One entry as moved between nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Entry {
@@ -67,6 +94,7 @@ impl Node {
             end: [u64::MAX; B],
             gap: [0; B],
             ptr: [NIL; B],
+            inner: 0,
             len: 0,
             prev: NIL,
             next: NIL,
@@ -107,36 +135,93 @@ impl Node {
         Entry { start: self.start[i], end: self.end[i], gap: self.gap[i], ptr: self.ptr[i] }
     }
 
+    /// The free gap between entries `i - 1` and `i` (`1 <= i < n`).
+    #[inline]
+    fn between(&self, i: usize) -> u64 {
+        self.start[i].saturating_sub(self.end[i - 1])
+    }
+
+    /// The largest of the gaps that entry `i` contributes to [`Node::inner`]: its own
+    /// subtree's gap and the gaps to its neighbours in this node.
+    #[inline]
+    fn around(&self, i: usize) -> u64 {
+        let n = self.n();
+        let mut g = self.gap[i];
+        if i > 0 {
+            g = g.max(self.between(i));
+        }
+        if i + 1 < n {
+            g = g.max(self.between(i + 1));
+        }
+        g
+    }
+
+    /// Updates the cached [`Node::inner`] after a change that removed gaps no larger than
+    /// `removed` and added gaps no larger than `added`: O(1) unless the largest gap itself
+    /// may have been removed, which needs a rescan (the maple tree's `mas_update_gap()`
+    /// likewise rescans a node only when its maximum shrinks).
+    #[inline]
+    fn patch(&mut self, removed: u64, added: u64) {
+        if added >= self.inner {
+            // Everything left is at most the old maximum.
+            self.inner = added;
+        } else if removed >= self.inner {
+            self.inner = self.inner_gap();
+        }
+    }
+
+    /// Overwrites entry `i`.
     #[inline]
     pub(super) fn set(&mut self, i: usize, e: Entry) {
+        let removed = self.around(i);
         self.start[i] = e.start;
         self.end[i] = e.end;
         self.gap[i] = e.gap;
         self.ptr[i] = e.ptr;
+        let added = self.around(i);
+        self.patch(removed, added);
+    }
+
+    /// Rewrites the keys of entry `i` (a leaf's VMA bounds), keeping the order.
+    #[inline]
+    pub(super) fn set_key(&mut self, i: usize, start: u64, end: u64) {
+        let removed = self.around(i);
+        self.start[i] = start;
+        self.end[i] = end;
+        let added = self.around(i);
+        self.patch(removed, added);
     }
 
     /// Inserts `e` at `i`; the node must not be full.
     pub(super) fn insert(&mut self, i: usize, e: Entry) {
         let n = self.n();
         debug_assert!(n < B && i <= n);
-        self.start.copy_within(i..n, i + 1);
-        self.end.copy_within(i..n, i + 1);
-        self.gap.copy_within(i..n, i + 1);
-        self.ptr.copy_within(i..n, i + 1);
-        self.set(i, e);
+        let removed = if i > 0 && i < n { self.between(i) } else { 0 };
+        shift_right(&mut self.start, i, n);
+        shift_right(&mut self.end, i, n);
+        shift_right(&mut self.gap, i, n);
+        shift_right(&mut self.ptr, i, n);
+        self.start[i] = e.start;
+        self.end[i] = e.end;
+        self.gap[i] = e.gap;
+        self.ptr[i] = e.ptr;
         self.len += 1;
+        let added = self.around(i);
+        self.patch(removed, added);
     }
 
     /// Removes and returns entry `i`.
     pub(super) fn remove(&mut self, i: usize) -> Entry {
         let n = self.n();
         let e = self.entry(i);
-        self.start.copy_within(i + 1..n, i);
-        self.end.copy_within(i + 1..n, i);
-        self.gap.copy_within(i + 1..n, i);
-        self.ptr.copy_within(i + 1..n, i);
-        self.set(n - 1, Entry { start: u64::MAX, end: u64::MAX, gap: 0, ptr: NIL });
+        let removed = self.around(i);
+        shift_left(&mut self.start, i, n, u64::MAX);
+        shift_left(&mut self.end, i, n, u64::MAX);
+        shift_left(&mut self.gap, i, n, 0);
+        shift_left(&mut self.ptr, i, n, NIL);
         self.len -= 1;
+        let added = if i > 0 && i + 1 < n { self.between(i) } else { 0 };
+        self.patch(removed, added);
         e
     }
 
@@ -157,7 +242,7 @@ impl Node {
     /// This node as an entry of its parent (the node must not be empty).
     pub(super) fn summary(&self, me: u32) -> Entry {
         let n = self.n();
-        Entry { start: self.start[0], end: self.end[n - 1], gap: self.inner_gap(), ptr: me }
+        Entry { start: self.start[0], end: self.end[n - 1], gap: self.inner, ptr: me }
     }
 }
 
