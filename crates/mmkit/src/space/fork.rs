@@ -44,11 +44,11 @@ impl AddressSpace {
             }
             let mut c = v.clone();
             c.flags.remove(VM_LOCKED_MASK);
-            c.anon_vma = if c.flags.contains(VmFlags::WIPEONFORK) {
+            c.set_anon_vma(if c.flags.contains(VmFlags::WIPEONFORK) {
                 None
             } else {
-                v.anon_vma.map(|_| AnonVma { id: child.alloc_id(), chain_inherited: true })
-            };
+                v.anon_vma().map(|_| AnonVma { id: child.alloc_id(), chain_inherited: true })
+            });
             // The parent's VMAs never overlap, so this cannot fail.
             let _ = child.idx_insert(c);
         }

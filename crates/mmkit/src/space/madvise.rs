@@ -183,7 +183,7 @@ impl AddressSpace {
             flags: v.flags,
             pgoff: v.pgoff,
             backing: v.backing.clone(),
-            has_anon_vma: v.anon_vma.is_some(),
+            has_anon_vma: v.anon_vma().is_some(),
         })
     }
 

@@ -137,21 +137,21 @@ fn is_mergeable_anon_vma(tgt: Option<AnonVma>, src: Option<AnonVma>) -> bool {
 /// `can_vma_merge_after()`: `cand` may be appended to `prev` (adjacency checked by caller).
 fn can_merge_after(prev: &Vma, cand: &Vma) -> bool {
     is_mergeable_vma(prev, cand)
-        && is_mergeable_anon_vma(prev.anon_vma, cand.anon_vma)
+        && is_mergeable_anon_vma(prev.anon_vma(), cand.anon_vma())
         && prev.pgoff.wrapping_add(prev.pages()) == cand.pgoff
 }
 
 /// `can_vma_merge_before()`: `cand` may be prepended to `next`.
 fn can_merge_before(next: &Vma, cand: &Vma) -> bool {
     is_mergeable_vma(next, cand)
-        && is_mergeable_anon_vma(next.anon_vma, cand.anon_vma)
+        && is_mergeable_anon_vma(next.anon_vma(), cand.anon_vma())
         && next.pgoff == cand.pgoff.wrapping_add(cand.pages())
 }
 
 /// The extra test of `can_vma_merge_right()` when both neighbours would be merged: their
 /// anon_vmas must be compatible with each other.
 fn both_anon_ok(prev: &Vma, next: &Vma) -> bool {
-    match (prev.anon_vma, next.anon_vma) {
+    match (prev.anon_vma(), next.anon_vma()) {
         (Some(p), Some(n)) => p.id == n.id,
         _ => true,
     }
@@ -170,7 +170,7 @@ fn anon_vma_compatible(a: &Vma, b: &Vma) -> bool {
 /// singular.
 fn reusable_anon_vma(old: &Vma, a: &Vma, b: &Vma) -> Option<AnonVma> {
     if anon_vma_compatible(a, b) {
-        if let Some(av) = old.anon_vma {
+        if let Some(av) = old.anon_vma() {
             if !av.chain_inherited {
                 return Some(av);
             }
@@ -192,7 +192,11 @@ struct Nb {
 
 impl Nb {
     fn of(v: &Vma) -> Nb {
-        Nb { start: v.start, end: v.end, flags: v.flags, pgoff: v.pgoff, anon_vma: v.anon_vma }
+        Nb { start: v.start, end: v.end, flags: v.flags, pgoff: v.pgoff, anon_vma: v.anon_vma() }
+    }
+
+    fn anon_vma(&self) -> Option<AnonVma> {
+        self.anon_vma
     }
 
     fn pgoff_at(&self, addr: u64) -> u64 {
@@ -212,7 +216,7 @@ impl AddressSpace {
     /// of the VMAs it absorbed (`vma_merge()`'s `anon_dup` / `VM_STICKY` handling, mm/vma.c).
     fn set_anon_sticky(&mut self, start: u64, anon: Option<AnonVma>, sticky: VmFlags) {
         self.idx_update(start, |v| {
-            v.anon_vma = anon;
+            v.set_anon_vma(anon);
             v.flags |= sticky;
         });
     }
@@ -271,7 +275,7 @@ impl AddressSpace {
             (true, true, Some(p), Some(n)) => {
                 // vma_expand(): prev grows over the new range and next; next's anon_vma is
                 // duplicated into prev if prev has none.
-                let anon = p.anon_vma.or(n.anon_vma).or(cand.anon_vma);
+                let anon = p.anon_vma.or(n.anon_vma()).or(cand.anon_vma());
                 let sticky = (p.flags | n.flags | cand.flags) & VM_STICKY;
                 self.idx_remove(n.start);
                 self.nb_set_range(&p, p.start, n.end);
@@ -280,7 +284,7 @@ impl AddressSpace {
                 Ok(Some(p.start))
             }
             (true, _, Some(p), _) => {
-                let anon = p.anon_vma.or(cand.anon_vma);
+                let anon = p.anon_vma.or(cand.anon_vma());
                 let sticky = cand.flags & VM_STICKY;
                 self.nb_set_range(&p, p.start, cand.end);
                 self.set_anon_sticky(p.start, anon, sticky);
@@ -288,12 +292,12 @@ impl AddressSpace {
                 Ok(Some(p.start))
             }
             (_, true, _, Some(n)) => {
-                let anon = n.anon_vma.or(cand.anon_vma);
+                let anon = n.anon_vma.or(cand.anon_vma());
                 let sticky = cand.flags & VM_STICKY;
                 self.nb_set_range(&n, cand.start, n.end);
                 self.idx_update(cand.start, |v| {
                     v.pgoff = cand.pgoff;
-                    v.anon_vma = anon;
+                    v.set_anon_vma(anon);
                     v.flags |= sticky;
                 });
                 self.stats.merges += 1;
@@ -407,8 +411,11 @@ impl AddressSpace {
         match (merge_left, merge_right, prev, next) {
             (true, true, Some(p), Some(n)) => {
                 // prev extends over middle and next; both deleted.
-                let anon =
-                    p.anon_vma.or(if n.anon_vma.is_some() { n.anon_vma } else { middle.anon_vma });
+                let anon = p.anon_vma.or(if n.anon_vma().is_some() {
+                    n.anon_vma
+                } else {
+                    middle.anon_vma
+                });
                 let sticky = (p.flags | n.flags | cand.flags) & VM_STICKY;
                 self.idx_remove(n.start);
                 self.idx_remove(middle.start);
@@ -419,7 +426,7 @@ impl AddressSpace {
             }
             (true, _, Some(p), _) => {
                 // prev extends over [start, end); middle shrinks or is deleted.
-                let anon = p.anon_vma.or(middle.anon_vma);
+                let anon = p.anon_vma.or(middle.anon_vma());
                 if right_side {
                     self.idx_remove(middle.start);
                 } else {
@@ -435,7 +442,7 @@ impl AddressSpace {
             }
             (_, true, _, Some(n)) => {
                 // next extends down over [start, end); middle shrinks or is deleted.
-                let anon = n.anon_vma.or(middle.anon_vma);
+                let anon = n.anon_vma.or(middle.anon_vma());
                 if left_side {
                     self.idx_remove(middle.start);
                 } else {
@@ -446,7 +453,7 @@ impl AddressSpace {
                 let sticky = cand.flags & VM_STICKY;
                 self.idx_update(cand.start, |v| {
                     v.pgoff = pg;
-                    v.anon_vma = anon;
+                    v.set_anon_vma(anon);
                     v.flags |= sticky;
                 });
                 self.stats.merges += 1;
@@ -816,12 +823,13 @@ impl AddressSpace {
     /// reuse the anon_vma of the next, then of the previous neighbour when the two are
     /// `anon_vma_compatible()` and the neighbour's chain is singular; otherwise it allocates a
     /// fresh one. This decides whether the VMAs can merge later.
-    pub(crate) fn anon_vma_prepare(&mut self, vma_start: u64) {
-        let Some(vma) = self.vmas.find(vma_start).filter(|v| v.start == vma_start) else {
-            return;
-        };
-        if vma.anon_vma.is_some() {
-            return;
+    ///
+    /// Takes `&self`: Linux runs it with mmap_lock only read-held, and the VMA's anon_vma is
+    /// a set-once cell (the first CPU to install one wins; a loser's fresh id is unused).
+    pub(crate) fn anon_vma_prepare(&self, vma_start: u64) -> Option<AnonVma> {
+        let vma = self.vmas.find(vma_start).filter(|v| v.start == vma_start)?;
+        if let Some(a) = vma.anon_vma() {
+            return Some(a);
         }
         let mut found = None;
         if let Some(next) = self.vmas.next_of(vma.start) {
@@ -836,7 +844,7 @@ impl AddressSpace {
             Some(a) => AnonVma { id: a.id, chain_inherited: false },
             None => AnonVma { id: self.alloc_id(), chain_inherited: false },
         };
-        self.idx_update(vma_start, |v| v.anon_vma = Some(av));
+        Some(vma.init_anon_vma(av))
     }
 
     /// What a user write to `addr` does to the VMA state, until the real fault handler
@@ -993,7 +1001,7 @@ impl AddressSpace {
                         && !v.flags.intersects(VM_SPECIAL)
                         && is_mergeable_vma(p, v)
                         && p.pgoff.wrapping_add(p.pages()) == v.pgoff
-                        && is_mergeable_anon_vma(p.anon_vma, v.anon_vma);
+                        && is_mergeable_anon_vma(p.anon_vma(), v.anon_vma());
                     assert!(!mergeable, "mergeable neighbours left unmerged: {p:?} / {v:?}");
                 }
             }

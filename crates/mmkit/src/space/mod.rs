@@ -207,7 +207,7 @@ impl AddressSpace {
         }
         // Ids seeded from outside must not collide with ones allocated later.
         let mut top = 0;
-        if let Some(a) = vma.anon_vma {
+        if let Some(a) = vma.anon_vma() {
             top = a.id;
         }
         if let crate::vma::Backing::Shmem { id, .. } = vma.backing {

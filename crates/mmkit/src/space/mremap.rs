@@ -447,7 +447,7 @@ impl AddressSpace {
         // copy_vma(): a never-faulted anonymous VMA takes the pgoff of its new address, so
         // that it can merge there like a fresh mapping would.
         // Linux's `vma_is_anonymous()` (private /dev/zero included).
-        let pgoff = if super::merge::vma_is_anonymous(&vma) && vma.anon_vma.is_none() {
+        let pgoff = if super::merge::vma_is_anonymous(&vma) && vma.anon_vma().is_none() {
             vrm.new_addr >> PAGE_SHIFT
         } else {
             vma.pgoff_at(vrm.addr)
@@ -486,7 +486,7 @@ impl AddressSpace {
         self.idx_update(src_start, |v| {
             v.flags -= VM_LOCKED_MASK;
             if unlink {
-                v.anon_vma = None;
+                v.set_anon_vma(None);
             }
         });
     }
