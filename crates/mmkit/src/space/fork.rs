@@ -22,7 +22,17 @@ impl AddressSpace {
     ///
     /// Takes `&mut self` because Linux holds the parent's mmap_lock for write in
     /// `dup_mmap()`; the parent is not changed.
+    ///
+    /// # Panics
+    /// If this space has a page layer: its child needs an ASID of its own, use
+    /// [`AddressSpace::try_fork`].
     pub fn fork(&mut self) -> AddressSpace {
+        assert!(self.pages.is_none(), "a space with a page layer is forked with try_fork");
+        self.fork_vmas()
+    }
+
+    /// The VMA half of fork (everything [`AddressSpace::fork`] documents).
+    pub(crate) fn fork_vmas(&mut self) -> AddressSpace {
         let mut child = AddressSpace::new(self.cfg.clone());
         child.start_brk = self.start_brk;
         child.brk = self.brk;

@@ -933,43 +933,95 @@ impl AddressSpace {
     // Page-level hooks (page contents come with the simulator issue; guard markers and
     // anon_vma assignment are modelled now).
 
-    /// `zap_page_range` / `unmap_region()`: drop the pages of `[start, end)`.
+    /// `zap_page_range` / `unmap_region()`: drop the pages of `[start, end)` (page layer:
+    /// [`crate::fault::PageLayer::zap`]; Linux's zap cannot fail, and with 4 KiB leaves ours
+    /// allocates nothing, so an error is not expected and is ignored).
     pub(crate) fn zap_range(&mut self, start: u64, end: u64) {
-        let _ = (start, end);
+        if let Some(p) = self.pages.as_mut() {
+            let _ = p.zap(start, end);
+        }
     }
 
-    /// `change_protection()`: rewrite the PTEs of `[start, end)` for `flags`.
+    /// MADV_DONTNEED's zap (`zap_page_range_single()`).
+    pub(crate) fn dontneed_range(&mut self, start: u64, end: u64) {
+        if let Some(p) = self.pages.as_mut() {
+            let _ = p.madvise_dontneed(start, end);
+        }
+    }
+
+    /// MADV_FREE (`madvise_free_pte_range()`): anonymous pages become lazy-free.
+    pub(crate) fn free_range(&mut self, start: u64, end: u64) {
+        if let Some(p) = self.pages.as_ref() {
+            let _ = p.madvise_free(start, end);
+        }
+    }
+
+    /// msync(MS_SYNC) of a shared file VMA's part `[start, end)`: dirty pages written back.
+    pub(crate) fn writeback_range(&mut self, start: u64, end: u64) {
+        if let Some(p) = self.pages.as_ref() {
+            let _ = p.writeback(start, end);
+        }
+    }
+
+    /// `change_protection()`: rewrite the PTEs of `[start, end)` for `flags` (4 KiB leaves
+    /// are changed in place, so this allocates nothing and cannot fail).
     pub(crate) fn change_pte_protection(&mut self, start: u64, end: u64, flags: VmFlags) {
-        let _ = (start, end, flags);
+        if let Some(p) = self.pages.as_mut() {
+            let _ = p.protect(start, end, flags);
+        }
     }
 
     /// `move_page_tables()`: move the PTEs of `len` bytes from `old` to `new`. Guard markers
-    /// move with them (`move_ptes()` moves every non-none PTE).
-    pub(crate) fn move_page_tables(&mut self, old: u64, new: u64, len: u64) {
+    /// move with them (`move_ptes()` moves every non-none PTE). ENOMEM if a destination
+    /// table could not be allocated; nothing moved then.
+    pub(crate) fn move_page_tables(&mut self, old: u64, new: u64, len: u64) -> Result<(), Errno> {
+        if let Some(p) = self.pages.as_mut() {
+            p.move_range(old, new, len)?;
+        }
         self.guards.move_range(old, new, len);
+        Ok(())
+    }
+
+    /// Faults in `[from, to)` of `vma` (which must hold it) as GUP does: stops before the
+    /// first page that cannot be faulted (guard marker, shmem past the end) with EFAULT, and
+    /// at a fault error with GUP's errno (ENOMEM, EFAULT). A write populate of a private
+    /// mapping first assigns its anon_vma.
+    pub(crate) fn populate_vma(
+        &self,
+        vma: &Vma,
+        from: u64,
+        to: u64,
+        write: bool,
+    ) -> Result<(), Errno> {
+        let bad = self.first_unfaultable(vma, from, to);
+        let stop = bad.unwrap_or(to);
+        if write && !vma.flags.contains(VmFlags::SHARED) && stop > from {
+            self.anon_vma_prepare(vma.start);
+        }
+        if let Some(p) = self.pages.as_ref() {
+            if stop > from {
+                p.populate(vma, from, stop, write)?;
+            }
+        }
+        if bad.is_some() {
+            return Err(Errno::EFAULT);
+        }
+        Ok(())
     }
 
     /// `populate_vma_page_range()` over `[start, end)` as `mm_populate()` does it: write
     /// faults on private writable mappings (which assigns their anon_vma), read faults
-    /// elsewhere; VM_IO/VM_PFNMAP and lock-on-fault mappings are skipped. Errors are ignored,
-    /// as `mm_populate()` ignores them.
+    /// elsewhere; VM_IO/VM_PFNMAP, lock-on-fault and inaccessible mappings are skipped.
+    /// Errors are ignored, as `mm_populate()` ignores them.
     pub(crate) fn populate_range(&mut self, start: u64, end: u64) {
-        let mut targets = alloc::vec::Vec::new();
         for v in self.vmas.overlapping(start, end) {
-            if v.flags.intersects(VmFlags::IO | VmFlags::PFNMAP | VmFlags::LOCKONFAULT) {
+            if v.flags.intersects(VmFlags::IO | VmFlags::PFNMAP | VmFlags::LOCKONFAULT)
+                || v.flags.access().is_empty()
+            {
                 continue;
             }
-            // A first page that cannot be faulted (guard marker) faults nothing in.
-            let from = start.max(v.start);
-            if self.first_unfaultable(v, from, end) == Some(from) {
-                continue;
-            }
-            if v.flags & (VmFlags::WRITE | VmFlags::SHARED) == VmFlags::WRITE {
-                targets.push(v.start);
-            }
-        }
-        for s in targets {
-            self.anon_vma_prepare(s);
+            let write = v.flags & (VmFlags::WRITE | VmFlags::SHARED) == VmFlags::WRITE;
+            let _ = self.populate_vma(v, start.max(v.start), end.min(v.end), write);
         }
     }
 

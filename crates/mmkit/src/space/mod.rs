@@ -36,6 +36,7 @@ mod mprotect;
 mod mremap;
 mod msync;
 mod munmap;
+mod pages;
 
 use alloc::sync::Arc;
 
@@ -126,6 +127,9 @@ pub struct AddressSpace {
     pub(crate) stats: SpaceStats,
     /// The pages holding guard markers (MADV_GUARD_INSTALL), see `guard.rs`.
     pub(crate) guards: guard::GuardSet,
+    /// The page half (page tables, frames, RSS), if any: without one (replay, VMA-only
+    /// tests) the page-level hooks of `merge.rs` are no-ops. See `pages.rs`.
+    pub(crate) pages: Option<alloc::boxed::Box<dyn crate::fault::PageLayer>>,
 }
 
 impl AddressSpace {
@@ -147,6 +151,7 @@ impl AddressSpace {
             next_id: core::sync::atomic::AtomicU64::new(1),
             stats: SpaceStats::default(),
             guards: guard::GuardSet::default(),
+            pages: None,
         }
     }
 

@@ -455,7 +455,12 @@ impl AddressSpace {
         let copy =
             Vma { start: vrm.new_addr, end: vrm.new_addr + vrm.new_len, pgoff, ..vma.clone() };
         let new_start = self.insert_vma_merged(copy).map_err(|_| Errno::ENOMEM)?;
-        self.move_page_tables(vrm.addr, vrm.new_addr, vrm.old_len);
+        if self.move_page_tables(vrm.addr, vrm.new_addr, vrm.old_len).is_err() {
+            // move_vma(): when move_page_tables() fails, Linux moves back what it moved and
+            // unmaps the new VMA; ours moved nothing, so only the copy goes.
+            let _ = self.do_munmap(vrm.new_addr, vrm.new_addr + vrm.new_len);
+            return Err(Errno::ENOMEM);
+        }
 
         if vrm.flags & MREMAP_DONTUNMAP != 0 {
             self.dontunmap_complete(vrm, new_start);
