@@ -6,9 +6,9 @@ use core::any::Any;
 use core::fmt;
 
 use super::{Access, FaultError, FaultOutcome, FaultStats, Host, PageStats, Pages, Rss};
-use crate::addr::VirtAddr;
+use crate::addr::{PhysAddr, VirtAddr};
 use crate::errno::Errno;
-use crate::paging::Arch;
+use crate::paging::{Arch, PteFlags};
 use crate::platform::Asid;
 use crate::vma::{VmFlags, Vma};
 
@@ -57,6 +57,9 @@ pub trait PageLayer: fmt::Debug + Send + Sync {
     fn asid(&self) -> Asid;
     /// [`Pages::activate`].
     fn activate(&self, cpu: usize);
+    /// What the MMU would find for `va`: the physical address and the leaf's flags
+    /// (`None` if nothing is mapped).
+    fn translate(&self, va: u64) -> Option<(PhysAddr, PteFlags)>;
     /// This layer as `Any` (for [`PageLayer::fork_into`] to find the concrete child type).
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
@@ -125,6 +128,9 @@ where
     }
     fn activate(&self, cpu: usize) {
         Pages::activate(self, cpu)
+    }
+    fn translate(&self, va: u64) -> Option<(PhysAddr, PteFlags)> {
+        self.table.query(VirtAddr(va)).ok().map(|t| (t.pa, t.leaf.attrs.flags))
     }
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
