@@ -288,3 +288,34 @@ fn fault_injection_leaves_no_leak() {
     }
     assert!(any, "the injector never fired");
 }
+
+#[test]
+fn file_mappings_msync_writeback_and_dontneed_rereads() {
+    use common::{TestFiles, MAP_PRIVATE, MAP_SHARED};
+    const MS_SYNC: u64 = 4;
+    let h = host(16);
+    let fds = TestFiles::standard();
+    let mut data = vec![0u8; 2 * P as usize];
+    data[..8].copy_from_slice(&11u64.to_le_bytes());
+    h.add_file(101, data);
+    let mut s = space(h, 1);
+    // Shared: a write reaches the file at msync(MS_SYNC).
+    let sh = s.sys_mmap(&fds, 0, 2 * P, RW, MAP_SHARED, 4, 0).unwrap();
+    assert_eq!(read(h, &mut s, sh), Ok(11));
+    write(h, &mut s, sh + P, 77).unwrap();
+    s.sys_msync(sh, 2 * P, MS_SYNC).unwrap();
+    assert_eq!(&h.disk(101)[P as usize..P as usize + 8], &77u64.to_le_bytes());
+    // Private: a write is a private copy; MADV_DONTNEED drops it and the file shows again.
+    let pv = s.sys_mmap(&fds, 0, 2 * P, RW, MAP_PRIVATE, 4, 0).unwrap();
+    write(h, &mut s, pv, 5).unwrap();
+    assert_eq!(read(h, &mut s, pv), Ok(5));
+    assert_eq!(read(h, &mut s, sh), Ok(11), "the private write did not reach the file");
+    s.sys_madvise(pv, 2 * P, MADV_DONTNEED).unwrap();
+    assert_eq!(read(h, &mut s, pv), Ok(11));
+    // mlock populates.
+    let a = mmap(&mut s, 0, 4 * P, RW, ANON).unwrap();
+    s.sys_mlock(a, 4 * P).unwrap();
+    assert_eq!(rss(&s, a, a + 4 * P), 4);
+    s.exit();
+    h.assert_no_leak();
+}

@@ -13,8 +13,9 @@
 //!   the changed attributes, and splits only when no merge is possible. Callers skip it when
 //!   the change is a no-op (as `mprotect_fixup()` and `mlock_fixup()` do).
 //! - Page-level effects go through the hooks at the end of this file (`zap_range`,
-//!   `change_pte_protection`, `move_page_tables`, `populate_range`); until the
-//!   fault/page-table layer exists they only keep the guard markers of `guard.rs` (moved by
+//!   `change_pte_protection`, `move_page_tables`, `populate_range`, `populate_vma`,
+//!   `dontneed_range`, `free_range`, `writeback_range`): they dispatch to the page layer
+//!   when there is one, and in any case keep the guard markers of `guard.rs` (moved by
 //!   `move_page_tables`, dropped by `munmap_complete`) and the anon_vma assignment of
 //!   populating.
 //! - Limits: `may_expand_vm`, `mlock_future_ok` (uses [`AddressSpace::locked_vm`], which
