@@ -319,3 +319,29 @@ fn file_mappings_msync_writeback_and_dontneed_rereads() {
     s.exit();
     h.assert_no_leak();
 }
+
+#[test]
+fn parallel_faults_under_a_shared_borrow() {
+    let h = host(16);
+    let mut s = space(h, 1);
+    let a = mmap(&mut s, 0, 64 * P, RW, ANON).unwrap();
+    let sp = &s;
+    std::thread::scope(|t| {
+        for cpu in 0..2usize {
+            t.spawn(move || {
+                fault_common::THREAD_CPU.with(|c| c.set(Some(cpu)));
+                // Both threads fault every page; the first write on each page wins, the
+                // other is spurious or a retry. The anon_vma is installed once.
+                for i in 0..64 {
+                    sp.handle_fault(a + i * P, Access::Write, cpu).unwrap();
+                }
+            });
+        }
+    });
+    let av = vma_at(&s, a).anon_vma().unwrap();
+    assert!(!av.chain_inherited);
+    assert_eq!(s.pages().unwrap().rss().anon, 64);
+    assert_eq!(rss(&s, a, a + 64 * P), 64);
+    s.exit();
+    h.assert_no_leak();
+}
