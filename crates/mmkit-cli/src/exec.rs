@@ -346,7 +346,7 @@ pub fn build_exec_image(
             | VmFlags::ACCOUNT,
         pgoff: (top - stack_len) >> 12,
         backing: Backing::Anonymous,
-        anon_vma: None,
+        anon_vma: Default::default(),
         name: None,
     };
     space.insert_vma_unmerged(stack).map_err(|e| format!("stack: {e}"))?;
@@ -402,7 +402,7 @@ pub fn build_exec_image(
                     flags: *flags,
                     pgoff: 0,
                     backing,
-                    anon_vma: None,
+                    anon_vma: Default::default(),
                     name: Some(Arc::from(name.as_str())),
                 })
                 .map_err(|e| format!("{name}: {e}"))?;

@@ -381,7 +381,15 @@ pub fn seed(
             next_anon += 1;
             AnonVma { id: next_anon, chain_inherited: false }
         });
-        out.vmas.push(Vma { start: l.start, end: l.end, flags, pgoff, backing, anon_vma, name });
+        out.vmas.push(Vma {
+            start: l.start,
+            end: l.end,
+            flags,
+            pgoff,
+            backing,
+            anon_vma: anon_vma.into(),
+            name,
+        });
     }
     for v in &out.vmas {
         if let Some(n) = v.name.as_deref() {
@@ -481,18 +489,18 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
         let may = VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC;
         assert_eq!(f(0), VmFlags::READ | may);
         assert_eq!(f(1), VmFlags::READ | VmFlags::WRITE | may | VmFlags::ACCOUNT);
-        assert!(s.vmas[1].anon_vma.is_some());
+        assert!(s.vmas[1].anon_vma().is_some());
         assert_eq!(s.vmas[1].pgoff, 0x371);
         assert_eq!(f(2), VmFlags::READ | VmFlags::WRITE | may | VmFlags::ACCOUNT);
         assert_eq!(s.vmas[2].pgoff, 0x5555558df);
-        assert!(s.vmas[2].anon_vma.is_none());
+        assert!(s.vmas[2].anon_vma().is_none());
         assert_eq!(mmkit::procfs::vm_flags_string(f(3)), "rd mr pf io de dd ");
         assert_eq!(mmkit::procfs::vm_flags_string(f(4)), "rd ex mr mw me de ");
         assert_eq!(mmkit::procfs::vm_flags_string(f(5)), "rd mr me ms ");
         assert_eq!(mmkit::procfs::vm_flags_string(f(6)), "rd wr sh mr mw me ms ");
         assert_eq!(s.vmas[6].backing, Backing::shmem_unsized(1025));
         assert_eq!(mmkit::procfs::vm_flags_string(f(7)), "rd wr mr mw me gd ac ");
-        assert!(s.vmas[7].anon_vma.is_some());
+        assert!(s.vmas[7].anon_vma().is_some());
         let sp = s.start_stack.unwrap();
         assert!(sp >= s.vmas[7].start && sp <= s.vmas[7].end);
         assert_eq!(s.guessed_brk, Some(0x5555_5590_5000));

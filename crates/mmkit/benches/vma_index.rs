@@ -49,7 +49,7 @@ fn layout(n: usize) -> impl Iterator<Item = Vma> {
             flags,
             pgoff: start / PG,
             backing: Backing::Anonymous,
-            anon_vma: None,
+            anon_vma: Default::default(),
             name: None,
         }
     })

@@ -14,7 +14,7 @@ fn k01_shared_mapping_is_the_same_object_in_the_child() {
     let (pv, cv) = (vma_at(&parent, a), vma_at(&child, a));
     assert!(matches!(pv.backing, Backing::Shmem { .. }));
     assert_eq!(pv.backing, cv.backing);
-    assert_eq!(cv.anon_vma, None);
+    assert_eq!(cv.anon_vma(), None);
 }
 
 #[test]
@@ -23,14 +23,14 @@ fn k02_private_mapping_gets_its_own_inherited_anon_vma() {
     let a = anon(&mut parent, 0, P, RW);
     parent.write_fault(a).unwrap();
     let child = parent.fork();
-    let (pa, ca) = (vma_at(&parent, a).anon_vma.unwrap(), vma_at(&child, a).anon_vma.unwrap());
+    let (pa, ca) = (vma_at(&parent, a).anon_vma().unwrap(), vma_at(&child, a).anon_vma().unwrap());
     assert!(!pa.chain_inherited);
     assert!(ca.chain_inherited);
     assert_ne!(pa.id, ca.id);
     // An unwritten private mapping has none in either.
     let b = anon(&mut parent, 0, P, PROT_READ);
     let child = parent.fork();
-    assert_eq!(vma_at(&child, b).anon_vma, None);
+    assert_eq!(vma_at(&child, b).anon_vma(), None);
 }
 
 #[test]
@@ -79,11 +79,11 @@ fn k_wipeonfork_kept_without_anon_vma() {
     let mut parent = space();
     let a = mmap(&mut parent, 0, P, RW, MAP_DROPPABLE | MAP_ANONYMOUS).unwrap();
     parent.write_fault(a).unwrap();
-    assert!(vma_at(&parent, a).anon_vma.is_some());
+    assert!(vma_at(&parent, a).anon_vma().is_some());
     let child = parent.fork();
     let v = vma_at(&child, a);
     assert!(v.flags.contains(VmFlags::WIPEONFORK));
-    assert_eq!(v.anon_vma, None);
+    assert_eq!(v.anon_vma(), None);
 }
 
 #[test]

@@ -115,7 +115,7 @@ fn g7_dontneed_private_anon() {
     assert_eq!(s.sys_madvise(p, P, MADV_DONTNEED), Ok(0));
     // Reads back zeros: simulator issue. The VMA itself is unchanged.
     assert_eq!(layout(&s), vec![(p, p + P, "rw-p".to_string())]);
-    assert!(vma_at(&s, p).anon_vma.is_some());
+    assert!(vma_at(&s, p).anon_vma().is_some());
 }
 
 #[test]
@@ -245,7 +245,7 @@ fn g19_wipeonfork_private_anon() {
     assert_eq!(flags_at(&s, p), "rd wr mr mw me ac wf");
     let mut child = s.fork();
     assert_eq!(flags_at(&child, p), "rd wr mr mw me ac wf");
-    assert!(vma_at(&child, p).anon_vma.is_none(), "child reads zeros");
+    assert!(vma_at(&child, p).anon_vma().is_none(), "child reads zeros");
     let grandchild = child.fork();
     assert_eq!(flags_at(&grandchild, p), "rd wr mr mw me ac wf");
     assert_eq!(s.sys_madvise(p, P, MADV_KEEPONFORK), Ok(0));
@@ -285,7 +285,7 @@ fn g22_guard_install_and_remove() {
     assert_eq!(s.map_count(), 1);
     let v = vma_at(&s, b);
     assert!(v.flags.contains(VmFlags::MAYBE_GUARD));
-    assert!(v.anon_vma.is_some(), "guard markers need an anon_vma for fork");
+    assert!(v.anon_vma().is_some(), "guard markers need an anon_vma for fork");
     assert_eq!(s.sys_madvise(b + P, P, MADV_GUARD_REMOVE), Ok(0));
     assert!(vma_at(&s, b).flags.contains(VmFlags::MAYBE_GUARD));
     // Locked: install refused, remove allowed.
@@ -325,13 +325,13 @@ fn g_populate_write_assigns_anon_vma_read_does_not() {
     let a = anon(&mut s, BASE, 2 * P, RW);
     let b = anon(&mut s, BASE + 8 * P, 2 * P, RW);
     assert_eq!(s.sys_madvise(a, 2 * P, MADV_POPULATE_READ), Ok(0));
-    assert!(vma_at(&s, a).anon_vma.is_none());
+    assert!(vma_at(&s, a).anon_vma().is_none());
     assert_eq!(s.sys_madvise(b, 2 * P, MADV_POPULATE_WRITE), Ok(0));
-    assert!(vma_at(&s, b).anon_vma.is_some());
+    assert!(vma_at(&s, b).anon_vma().is_some());
     // Shared memory never gets an anon_vma.
     let c = mmap(&mut s, BASE + 16 * P, P, RW, SHANON | MAP_FIXED).unwrap();
     assert_eq!(s.sys_madvise(c, P, MADV_POPULATE_WRITE), Ok(0));
-    assert!(vma_at(&s, c).anon_vma.is_none());
+    assert!(vma_at(&s, c).anon_vma().is_none());
 }
 
 #[test]
@@ -490,7 +490,7 @@ fn g22b_guard_install_on_shared_anon_and_file_mappings() {
     assert_eq!(s.sys_madvise(sh + P, P, MADV_GUARD_INSTALL), Ok(0));
     assert_eq!(s.map_count(), 1);
     assert!(vma_at(&s, sh).flags.contains(VmFlags::MAYBE_GUARD));
-    assert!(vma_at(&s, sh).anon_vma.is_none());
+    assert!(vma_at(&s, sh).anon_vma().is_none());
     let f = s.sys_mmap(&files, BASE + 16 * P, 4 * P, PROT_READ, MAP_PRIVATE | MAP_FIXED, 3, 0);
     let f = f.unwrap();
     assert_eq!(s.sys_madvise(f + P, P, MADV_GUARD_INSTALL), Ok(0));

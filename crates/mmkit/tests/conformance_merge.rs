@@ -54,7 +54,7 @@ fn d04_mprotect_unfaulted_both() {
     s.write_fault(BASE + 3 * P).unwrap();
     s.sys_mprotect(BASE + 3 * P, 3 * P, PROT_READ).unwrap();
     assert_eq!(count_in(&s, BASE, BASE + 9 * P), 1);
-    assert!(vma_at(&s, BASE).anon_vma.is_some());
+    assert!(vma_at(&s, BASE).anon_vma().is_some());
     check(&s);
 }
 
@@ -212,7 +212,7 @@ fn d_write_fault_reuses_compatible_neighbours_anon_vma() {
     assert_eq!(count_in(&s, BASE, BASE + 2 * P), 2);
     s.write_fault(BASE).unwrap();
     s.write_fault(BASE + P).unwrap();
-    let (a, b) = (vma_at(&s, BASE).anon_vma.unwrap(), vma_at(&s, BASE + P).anon_vma.unwrap());
+    let (a, b) = (vma_at(&s, BASE).anon_vma().unwrap(), vma_at(&s, BASE + P).anon_vma().unwrap());
     assert_eq!(a.id, b.id);
     s.sys_mprotect(BASE + P, P, RW).unwrap();
     assert_eq!(count_in(&s, BASE, BASE + 2 * P), 1);
@@ -223,7 +223,7 @@ fn d_write_fault_reuses_compatible_neighbours_anon_vma() {
     let mut c = s.fork();
     anon(&mut c, BASE + P, P, RW | PROT_EXEC);
     c.write_fault(BASE + P).unwrap();
-    let (a, b) = (vma_at(&c, BASE).anon_vma.unwrap(), vma_at(&c, BASE + P).anon_vma.unwrap());
+    let (a, b) = (vma_at(&c, BASE).anon_vma().unwrap(), vma_at(&c, BASE + P).anon_vma().unwrap());
     assert_ne!(a.id, b.id);
     c.sys_mprotect(BASE + P, P, RW).unwrap();
     assert_eq!(count_in(&c, BASE, BASE + 2 * P), 2);

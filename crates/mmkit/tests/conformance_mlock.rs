@@ -213,7 +213,7 @@ fn h12_mlockall_current_limits() {
     let a = anon(&mut s, BASE, 4 * P, RW);
     assert_eq!(s.sys_mlockall(MCL_CURRENT), Ok(0));
     assert!(locked(&s, a));
-    assert!(vma_at(&s, a).anon_vma.is_some(), "populated with write faults");
+    assert!(vma_at(&s, a).anon_vma().is_some(), "populated with write faults");
 }
 
 #[test]
@@ -261,11 +261,11 @@ fn h16_mlock_fresh_region_locks_all_of_it() {
     assert_eq!(s.sys_mlock(p, 16 * P), Ok(0));
     assert_eq!(s.locked_vm(), 16);
     // Rss == Locked == size: simulator issue. The populate write-faulted it.
-    assert!(vma_at(&s, p).anon_vma.is_some());
+    assert!(vma_at(&s, p).anon_vma().is_some());
     // A shared mapping is populated by read faults: no anon_vma.
     let q = mmap(&mut s, BASE + 32 * P, P, RW, SHANON | MAP_FIXED).unwrap();
     assert_eq!(s.sys_mlock(q, P), Ok(0));
-    assert!(vma_at(&s, q).anon_vma.is_none());
+    assert!(vma_at(&s, q).anon_vma().is_none());
     check(&s);
 }
 

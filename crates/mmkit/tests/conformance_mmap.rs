@@ -258,7 +258,7 @@ fn a34_map_locked_is_locked_and_counted() {
     assert!(v.flags.contains(VmFlags::LOCKED));
     assert_eq!(s.locked_vm(), 2);
     // Populated with write faults: the anon_vma exists.
-    assert!(v.anon_vma.is_some());
+    assert!(v.anon_vma().is_some());
 }
 
 #[test]
@@ -472,11 +472,11 @@ fn a_overcommit_heuristic_refuses_more_than_ram_plus_swap() {
 fn a_populate_writable_private_assigns_anon_vma() {
     let mut s = space();
     let a = mmap(&mut s, 0, P, RW, ANON | MAP_POPULATE).unwrap();
-    assert!(vma_at(&s, a).anon_vma.is_some());
+    assert!(vma_at(&s, a).anon_vma().is_some());
     let r = mmap(&mut s, 0, P, PROT_READ, ANON | MAP_POPULATE).unwrap();
-    assert!(vma_at(&s, r).anon_vma.is_none());
+    assert!(vma_at(&s, r).anon_vma().is_none());
     let sh = mmap(&mut s, 0, P, RW, SHANON | MAP_POPULATE).unwrap();
-    assert!(vma_at(&s, sh).anon_vma.is_none());
+    assert!(vma_at(&s, sh).anon_vma().is_none());
 }
 
 #[test]
@@ -539,7 +539,7 @@ fn f05_private_write_on_read_only_fd_ok() {
     let a = fmap(&mut s, P, RW, MAP_PRIVATE, 3, 0).unwrap();
     assert_eq!(vmflags(vma_at(&s, a).flags), "rd wr mr mw me ac");
     assert_eq!(s.write_fault(a), Ok(()));
-    assert!(vma_at(&s, a).anon_vma.is_some());
+    assert!(vma_at(&s, a).anon_vma().is_some());
 }
 
 #[test]
@@ -727,7 +727,7 @@ fn m05_stack_grows_on_access_unless_guard_gap_is_violated() {
     assert_eq!(s.write_fault(G - 30 * P), Ok(()));
     let v = vma_at(&s, G - 30 * P);
     assert_eq!((v.start, v.end), (G - 30 * P, G + 16 * P));
-    assert!(v.anon_vma.is_some());
+    assert!(v.anon_vma().is_some());
     assert_eq!(s.stack_vm(), 46);
     // 249 pages: inside the guard gap, the access faults.
     assert_eq!(s.write_fault(G - 50 * P), Err(mmkit::Errno::EFAULT));

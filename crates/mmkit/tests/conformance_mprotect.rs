@@ -118,10 +118,10 @@ fn c13_prot_none_keeps_anon_vma() {
     let mut s = space();
     let m = anon(&mut s, 0, P, RW);
     s.write_fault(m).unwrap();
-    let av = vma_at(&s, m).anon_vma;
+    let av = vma_at(&s, m).anon_vma();
     s.sys_mprotect(m, P, PROT_NONE).unwrap();
     s.sys_mprotect(m, P, RW).unwrap();
-    assert_eq!(vma_at(&s, m).anon_vma, av);
+    assert_eq!(vma_at(&s, m).anon_vma(), av);
 }
 
 #[test]
@@ -233,7 +233,7 @@ fn c_locked_private_made_writable_is_populated() {
     let mut s = space();
     mmap(&mut s, BASE, 2 * P, PROT_READ, ANON | MAP_FIXED | MAP_LOCKED).unwrap();
     s.sys_mprotect(BASE, P, RW).unwrap();
-    assert!(vma_at(&s, BASE).anon_vma.is_some());
+    assert!(vma_at(&s, BASE).anon_vma().is_some());
     s.sys_mprotect(BASE, P, PROT_READ).unwrap();
     assert_eq!(count_in(&s, BASE, BASE + 2 * P), 2);
     assert_eq!(s.locked_vm(), 2);
@@ -273,7 +273,7 @@ fn guard_install_on_private_dev_zero_keeps_vm_account_through_prot_none() {
     let f = TestFiles::standard();
     let z = s.sys_mmap(&f, BASE, 21 * P, PROT_READ, MAP_PRIVATE | MAP_FIXED, 6, 0).unwrap();
     assert_eq!(s.sys_madvise(z + 19 * P, P, 102), Ok(0));
-    assert!(vma_at(&s, z).anon_vma.is_some());
+    assert!(vma_at(&s, z).anon_vma().is_some());
     assert_eq!(s.sys_mprotect(z + 17 * P, 4 * P, RW), Ok(0));
     assert_eq!(s.sys_mprotect(z + 17 * P, 3 * P, PROT_NONE), Ok(0));
     assert!(vma_at(&s, z + 17 * P).flags.contains(mmkit::vma::VmFlags::ACCOUNT));

@@ -315,8 +315,8 @@ fn e27_dontunmap_moves_and_keeps_source() {
     assert_eq!(layout_in(&s, src, src + 5 * P), vec![rw(src, src + 5 * P)]);
     assert_eq!(layout_in(&s, dst, dst + 5 * P), vec![rw(dst, dst + 5 * P)]);
     // The source gave its pages (and its anon_vma links) away; it reads zeros (simulator).
-    assert!(vma_at(&s, src).anon_vma.is_none());
-    assert!(vma_at(&s, dst).anon_vma.is_some());
+    assert!(vma_at(&s, src).anon_vma().is_none());
+    assert!(vma_at(&s, dst).anon_vma().is_some());
     assert_eq!(vma_at(&s, src).flags, vma_at(&s, dst).flags);
     check(&s);
 }
@@ -353,7 +353,7 @@ fn e30_dontunmap_partial_does_not_split_source() {
     assert_eq!(layout_in(&s, src, src + 10 * P), vec![rw(src, src + 10 * P)]);
     assert_eq!(layout_in(&s, dst, dst + 5 * P), vec![rw(dst, dst + 5 * P)]);
     // Only part of the source moved: it keeps its anon_vma.
-    assert!(vma_at(&s, src).anon_vma.is_some());
+    assert!(vma_at(&s, src).anon_vma().is_some());
     assert_eq!(vma_at(&s, dst).pgoff, vma_at(&s, src).pgoff + 5);
 }
 
@@ -540,7 +540,7 @@ fn f19_file_private_expand_fixed_keeps_file_offsets() {
     assert_eq!(s.sys_mremap(m, 2 * P, 3 * P, MOVE_FIXED, dst), Ok(dst));
     let v = vma_at(&s, dst);
     assert_eq!((v.start, v.end, v.pgoff), (dst, dst + 3 * P, 0));
-    assert!(v.anon_vma.is_some(), "the COWed page moves with its anon_vma");
+    assert!(v.anon_vma().is_some(), "the COWed page moves with its anon_vma");
     assert!(s.vmas().find(m).is_none());
     check(&s);
 }

@@ -145,7 +145,7 @@ fn fork_skips_what_linux_skips_and_shares_shared_pages() {
     let mut child = mm(&h, 2);
     // Read-only-faulted anon without anon_vma: vma_needs_copy() is false.
     let mut v = anon(BASE, 2, RW);
-    v.anon_vma = None;
+    v.set_anon_vma(None);
     read_u64(&h, &parent, &v, BASE).unwrap();
     parent.fork_into(&mut child, &v).unwrap();
     assert_eq!(pfn_at(&child, BASE), None);
@@ -156,7 +156,7 @@ fn fork_skips_what_linux_skips_and_shares_shared_pages() {
     assert_eq!(pfn_at(&child, w.start), None);
     // Shared anonymous memory (shmem): shared frames, writable in both.
     let mut s = shmem(BASE + 0x20_0000, 2, RW, 9);
-    s.anon_vma = Some(mmkit::vma::AnonVma { id: 3, chain_inherited: false });
+    s.set_anon_vma(Some(mmkit::vma::AnonVma { id: 3, chain_inherited: false }));
     write_u64(&h, &parent, &s, s.start, 42).unwrap();
     parent.fork_into(&mut child, &s).unwrap();
     assert_eq!(pfn_at(&child, s.start), pfn_at(&parent, s.start));

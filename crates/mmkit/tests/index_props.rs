@@ -26,7 +26,7 @@ fn mk(start: u64, end: u64, growsdown: bool) -> Vma {
         flags,
         pgoff: start / PG,
         backing: Backing::Anonymous,
-        anon_vma: None,
+        anon_vma: Default::default(),
         name: None,
     }
 }

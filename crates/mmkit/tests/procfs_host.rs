@@ -399,7 +399,15 @@ fn whole_process_smaps_and_status_match_host() {
             Backing::Anonymous
         };
         let pgoff = if backing.has_file() { e.offset >> 12 } else { e.start >> 12 };
-        let vma = Vma { start: e.start, end: e.end, flags, pgoff, backing, anon_vma: None, name };
+        let vma = Vma {
+            start: e.start,
+            end: e.end,
+            flags,
+            pgoff,
+            backing,
+            anon_vma: Default::default(),
+            name,
+        };
         space.insert_vma_unmerged(vma).unwrap();
         by_start.insert(e.start, counts_of(e));
     }

@@ -40,8 +40,11 @@
 //! `mm_cpumask` *before* the old frame's reference is dropped (Linux's `mmu_gather`: pages are
 //! freed only after `tlb_flush_mmu_tlbonly()`), so no CPU can reach a frame once it is reused.
 
+mod layer;
 mod ops;
 mod stats;
+
+pub use layer::PageLayer;
 
 pub use stats::{PageStats, PSS_SHIFT};
 
@@ -244,6 +247,11 @@ pub enum FaultError {
     SigBus,
     /// `VM_FAULT_OOM`: no frame (the kernel runs its OOM path; GUP reports ENOMEM).
     OutOfMemory,
+    /// Not a signal: the fault lies below a VM_GROWSDOWN VMA, and growing the stack needs
+    /// mmap_lock held for write (Linux 6.5+ drops the read lock and calls `expand_stack()`).
+    /// The kernel calls [`crate::AddressSpace::expand_stack`] with an exclusive borrow and
+    /// retries. Only [`crate::AddressSpace::handle_fault`] returns it.
+    NeedsWriteLock,
 }
 
 /// Fault counters of one address space.

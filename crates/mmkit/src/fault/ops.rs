@@ -25,7 +25,7 @@ fn range(start: u64, end: u64) -> Result<PageRange, Errno> {
 pub fn vma_needs_copy(vma: &Vma) -> bool {
     vma.flags
         .intersects(VmFlags::PFNMAP | VmFlags::MIXEDMAP | VmFlags::UFFD_WP | VmFlags::MAYBE_GUARD)
-        || vma.anon_vma.is_some()
+        || vma.anon_vma().is_some()
 }
 
 impl<A: Arch, H: Host> Pages<A, H> {

@@ -60,7 +60,7 @@ pub fn x86_64_vsyscall_gate() -> Vma {
         flags: VmFlags::EXEC,
         pgoff: 0,
         backing: Backing::Anonymous,
-        anon_vma: None,
+        anon_vma: Default::default(),
         name: Some(Arc::from("[vsyscall]")),
     }
 }
@@ -328,7 +328,7 @@ mod tests {
     }
 
     fn vma(start: u64, end: u64, flags: VmFlags, pgoff: u64, backing: Backing) -> Vma {
-        Vma { start, end, flags, pgoff, backing, anon_vma: None, name: None }
+        Vma { start, end, flags, pgoff, backing, anon_vma: Default::default(), name: None }
     }
 
     const RW: VmFlags = VmFlags::READ.union(VmFlags::WRITE);

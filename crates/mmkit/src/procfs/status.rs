@@ -124,7 +124,7 @@ mod tests {
             flags,
             pgoff: start >> 12,
             backing: Backing::Anonymous,
-            anon_vma: None,
+            anon_vma: Default::default(),
             name: None,
         }
     }

@@ -116,7 +116,7 @@ impl AddressSpace {
             flags,
             pgoff: addr >> PAGE_SHIFT,
             backing: Backing::Anonymous,
-            anon_vma: None,
+            anon_vma: Default::default(),
             name: None,
         };
         // Only a VMA at or above start_brk may be expanded (vma_prev_limit()).

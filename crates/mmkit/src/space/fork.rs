@@ -22,7 +22,17 @@ impl AddressSpace {
     ///
     /// Takes `&mut self` because Linux holds the parent's mmap_lock for write in
     /// `dup_mmap()`; the parent is not changed.
+    ///
+    /// # Panics
+    /// If this space has a page layer: its child needs an ASID of its own, use
+    /// [`AddressSpace::try_fork`].
     pub fn fork(&mut self) -> AddressSpace {
+        assert!(self.pages.is_none(), "a space with a page layer is forked with try_fork");
+        self.fork_vmas()
+    }
+
+    /// The VMA half of fork (everything [`AddressSpace::fork`] documents).
+    pub(crate) fn fork_vmas(&mut self) -> AddressSpace {
         let mut child = AddressSpace::new(self.cfg.clone());
         child.start_brk = self.start_brk;
         child.brk = self.brk;
@@ -44,11 +54,11 @@ impl AddressSpace {
             }
             let mut c = v.clone();
             c.flags.remove(VM_LOCKED_MASK);
-            c.anon_vma = if c.flags.contains(VmFlags::WIPEONFORK) {
+            c.set_anon_vma(if c.flags.contains(VmFlags::WIPEONFORK) {
                 None
             } else {
-                v.anon_vma.map(|_| AnonVma { id: child.alloc_id(), chain_inherited: true })
-            };
+                v.anon_vma().map(|_| AnonVma { id: child.alloc_id(), chain_inherited: true })
+            });
             // The parent's VMAs never overlap, so this cannot fail.
             let _ = child.idx_insert(c);
         }

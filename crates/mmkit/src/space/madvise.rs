@@ -183,7 +183,7 @@ impl AddressSpace {
             flags: v.flags,
             pgoff: v.pgoff,
             backing: v.backing.clone(),
-            has_anon_vma: v.anon_vma.is_some(),
+            has_anon_vma: v.anon_vma().is_some(),
         })
     }
 
@@ -300,12 +300,13 @@ impl AddressSpace {
             if !vma.is_anonymous() {
                 return Err(Errno::EINVAL);
             }
-            // Lazy free: pages stay until reclaim wants them (simulator issue).
+            // Lazy free: pages stay until reclaim wants them.
+            self.free_range(start, end);
             return Ok(());
         }
         // madvise_dontneed_single_vma(): private pages go (read back as zero or file
         // contents), shared pages stay in their object.
-        self.zap_range(start, end);
+        self.dontneed_range(start, end);
         Ok(())
     }
 
@@ -357,7 +358,7 @@ impl AddressSpace {
             let Some(vma) = self.vmas.find(addr) else {
                 return Err(Errno::ENOMEM);
             };
-            let (vm_start, vm_end, flags) = (vma.start, vma.end, vma.flags);
+            let (vm_end, flags) = (vma.end, vma.flags);
             if flags.intersects(VmFlags::IO | VmFlags::PFNMAP) {
                 return Err(Errno::EINVAL);
             }
@@ -367,13 +368,7 @@ impl AddressSpace {
             }
             // A guard marker (SIGSEGV) or a shmem page past the object's end (SIGBUS) stops
             // the walk with EFAULT; the pages before it stay populated.
-            let bad = self.first_unfaultable(vma, addr, end);
-            if write && !flags.contains(VmFlags::SHARED) && bad != Some(addr) {
-                self.anon_vma_prepare(vm_start);
-            }
-            if bad.is_some() {
-                return Err(Errno::EFAULT);
-            }
+            self.populate_vma(vma, addr, end.min(vm_end), write)?;
             addr = vm_end;
         }
         Ok(())

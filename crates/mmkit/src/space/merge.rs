@@ -13,8 +13,9 @@
 //!   the changed attributes, and splits only when no merge is possible. Callers skip it when
 //!   the change is a no-op (as `mprotect_fixup()` and `mlock_fixup()` do).
 //! - Page-level effects go through the hooks at the end of this file (`zap_range`,
-//!   `change_pte_protection`, `move_page_tables`, `populate_range`); until the
-//!   fault/page-table layer exists they only keep the guard markers of `guard.rs` (moved by
+//!   `change_pte_protection`, `move_page_tables`, `populate_range`, `populate_vma`,
+//!   `dontneed_range`, `free_range`, `writeback_range`): they dispatch to the page layer
+//!   when there is one, and in any case keep the guard markers of `guard.rs` (moved by
 //!   `move_page_tables`, dropped by `munmap_complete`) and the anon_vma assignment of
 //!   populating.
 //! - Limits: `may_expand_vm`, `mlock_future_ok` (uses [`AddressSpace::locked_vm`], which
@@ -137,21 +138,21 @@ fn is_mergeable_anon_vma(tgt: Option<AnonVma>, src: Option<AnonVma>) -> bool {
 /// `can_vma_merge_after()`: `cand` may be appended to `prev` (adjacency checked by caller).
 fn can_merge_after(prev: &Vma, cand: &Vma) -> bool {
     is_mergeable_vma(prev, cand)
-        && is_mergeable_anon_vma(prev.anon_vma, cand.anon_vma)
+        && is_mergeable_anon_vma(prev.anon_vma(), cand.anon_vma())
         && prev.pgoff.wrapping_add(prev.pages()) == cand.pgoff
 }
 
 /// `can_vma_merge_before()`: `cand` may be prepended to `next`.
 fn can_merge_before(next: &Vma, cand: &Vma) -> bool {
     is_mergeable_vma(next, cand)
-        && is_mergeable_anon_vma(next.anon_vma, cand.anon_vma)
+        && is_mergeable_anon_vma(next.anon_vma(), cand.anon_vma())
         && next.pgoff == cand.pgoff.wrapping_add(cand.pages())
 }
 
 /// The extra test of `can_vma_merge_right()` when both neighbours would be merged: their
 /// anon_vmas must be compatible with each other.
 fn both_anon_ok(prev: &Vma, next: &Vma) -> bool {
-    match (prev.anon_vma, next.anon_vma) {
+    match (prev.anon_vma(), next.anon_vma()) {
         (Some(p), Some(n)) => p.id == n.id,
         _ => true,
     }
@@ -170,7 +171,7 @@ fn anon_vma_compatible(a: &Vma, b: &Vma) -> bool {
 /// singular.
 fn reusable_anon_vma(old: &Vma, a: &Vma, b: &Vma) -> Option<AnonVma> {
     if anon_vma_compatible(a, b) {
-        if let Some(av) = old.anon_vma {
+        if let Some(av) = old.anon_vma() {
             if !av.chain_inherited {
                 return Some(av);
             }
@@ -192,7 +193,11 @@ struct Nb {
 
 impl Nb {
     fn of(v: &Vma) -> Nb {
-        Nb { start: v.start, end: v.end, flags: v.flags, pgoff: v.pgoff, anon_vma: v.anon_vma }
+        Nb { start: v.start, end: v.end, flags: v.flags, pgoff: v.pgoff, anon_vma: v.anon_vma() }
+    }
+
+    fn anon_vma(&self) -> Option<AnonVma> {
+        self.anon_vma
     }
 
     fn pgoff_at(&self, addr: u64) -> u64 {
@@ -212,7 +217,7 @@ impl AddressSpace {
     /// of the VMAs it absorbed (`vma_merge()`'s `anon_dup` / `VM_STICKY` handling, mm/vma.c).
     fn set_anon_sticky(&mut self, start: u64, anon: Option<AnonVma>, sticky: VmFlags) {
         self.idx_update(start, |v| {
-            v.anon_vma = anon;
+            v.set_anon_vma(anon);
             v.flags |= sticky;
         });
     }
@@ -271,7 +276,7 @@ impl AddressSpace {
             (true, true, Some(p), Some(n)) => {
                 // vma_expand(): prev grows over the new range and next; next's anon_vma is
                 // duplicated into prev if prev has none.
-                let anon = p.anon_vma.or(n.anon_vma).or(cand.anon_vma);
+                let anon = p.anon_vma.or(n.anon_vma()).or(cand.anon_vma());
                 let sticky = (p.flags | n.flags | cand.flags) & VM_STICKY;
                 self.idx_remove(n.start);
                 self.nb_set_range(&p, p.start, n.end);
@@ -280,7 +285,7 @@ impl AddressSpace {
                 Ok(Some(p.start))
             }
             (true, _, Some(p), _) => {
-                let anon = p.anon_vma.or(cand.anon_vma);
+                let anon = p.anon_vma.or(cand.anon_vma());
                 let sticky = cand.flags & VM_STICKY;
                 self.nb_set_range(&p, p.start, cand.end);
                 self.set_anon_sticky(p.start, anon, sticky);
@@ -288,12 +293,12 @@ impl AddressSpace {
                 Ok(Some(p.start))
             }
             (_, true, _, Some(n)) => {
-                let anon = n.anon_vma.or(cand.anon_vma);
+                let anon = n.anon_vma.or(cand.anon_vma());
                 let sticky = cand.flags & VM_STICKY;
                 self.nb_set_range(&n, cand.start, n.end);
                 self.idx_update(cand.start, |v| {
                     v.pgoff = cand.pgoff;
-                    v.anon_vma = anon;
+                    v.set_anon_vma(anon);
                     v.flags |= sticky;
                 });
                 self.stats.merges += 1;
@@ -407,8 +412,11 @@ impl AddressSpace {
         match (merge_left, merge_right, prev, next) {
             (true, true, Some(p), Some(n)) => {
                 // prev extends over middle and next; both deleted.
-                let anon =
-                    p.anon_vma.or(if n.anon_vma.is_some() { n.anon_vma } else { middle.anon_vma });
+                let anon = p.anon_vma.or(if n.anon_vma().is_some() {
+                    n.anon_vma
+                } else {
+                    middle.anon_vma
+                });
                 let sticky = (p.flags | n.flags | cand.flags) & VM_STICKY;
                 self.idx_remove(n.start);
                 self.idx_remove(middle.start);
@@ -419,7 +427,7 @@ impl AddressSpace {
             }
             (true, _, Some(p), _) => {
                 // prev extends over [start, end); middle shrinks or is deleted.
-                let anon = p.anon_vma.or(middle.anon_vma);
+                let anon = p.anon_vma.or(middle.anon_vma());
                 if right_side {
                     self.idx_remove(middle.start);
                 } else {
@@ -435,7 +443,7 @@ impl AddressSpace {
             }
             (_, true, _, Some(n)) => {
                 // next extends down over [start, end); middle shrinks or is deleted.
-                let anon = n.anon_vma.or(middle.anon_vma);
+                let anon = n.anon_vma.or(middle.anon_vma());
                 if left_side {
                     self.idx_remove(middle.start);
                 } else {
@@ -446,7 +454,7 @@ impl AddressSpace {
                 let sticky = cand.flags & VM_STICKY;
                 self.idx_update(cand.start, |v| {
                     v.pgoff = pg;
-                    v.anon_vma = anon;
+                    v.set_anon_vma(anon);
                     v.flags |= sticky;
                 });
                 self.stats.merges += 1;
@@ -816,12 +824,13 @@ impl AddressSpace {
     /// reuse the anon_vma of the next, then of the previous neighbour when the two are
     /// `anon_vma_compatible()` and the neighbour's chain is singular; otherwise it allocates a
     /// fresh one. This decides whether the VMAs can merge later.
-    pub(crate) fn anon_vma_prepare(&mut self, vma_start: u64) {
-        let Some(vma) = self.vmas.find(vma_start).filter(|v| v.start == vma_start) else {
-            return;
-        };
-        if vma.anon_vma.is_some() {
-            return;
+    ///
+    /// Takes `&self`: Linux runs it with mmap_lock only read-held, and the VMA's anon_vma is
+    /// a set-once cell (the first CPU to install one wins; a loser's fresh id is unused).
+    pub(crate) fn anon_vma_prepare(&self, vma_start: u64) -> Option<AnonVma> {
+        let vma = self.vmas.find(vma_start).filter(|v| v.start == vma_start)?;
+        if let Some(a) = vma.anon_vma() {
+            return Some(a);
         }
         let mut found = None;
         if let Some(next) = self.vmas.next_of(vma.start) {
@@ -836,7 +845,7 @@ impl AddressSpace {
             Some(a) => AnonVma { id: a.id, chain_inherited: false },
             None => AnonVma { id: self.alloc_id(), chain_inherited: false },
         };
-        self.idx_update(vma_start, |v| v.anon_vma = Some(av));
+        Some(vma.init_anon_vma(av))
     }
 
     /// What a user write to `addr` does to the VMA state, until the real fault handler
@@ -925,43 +934,95 @@ impl AddressSpace {
     // Page-level hooks (page contents come with the simulator issue; guard markers and
     // anon_vma assignment are modelled now).
 
-    /// `zap_page_range` / `unmap_region()`: drop the pages of `[start, end)`.
+    /// `zap_page_range` / `unmap_region()`: drop the pages of `[start, end)` (page layer:
+    /// [`crate::fault::PageLayer::zap`]; Linux's zap cannot fail, and with 4 KiB leaves ours
+    /// allocates nothing, so an error is not expected and is ignored).
     pub(crate) fn zap_range(&mut self, start: u64, end: u64) {
-        let _ = (start, end);
+        if let Some(p) = self.pages.as_mut() {
+            let _ = p.zap(start, end);
+        }
     }
 
-    /// `change_protection()`: rewrite the PTEs of `[start, end)` for `flags`.
+    /// MADV_DONTNEED's zap (`zap_page_range_single()`).
+    pub(crate) fn dontneed_range(&mut self, start: u64, end: u64) {
+        if let Some(p) = self.pages.as_mut() {
+            let _ = p.madvise_dontneed(start, end);
+        }
+    }
+
+    /// MADV_FREE (`madvise_free_pte_range()`): anonymous pages become lazy-free.
+    pub(crate) fn free_range(&mut self, start: u64, end: u64) {
+        if let Some(p) = self.pages.as_ref() {
+            let _ = p.madvise_free(start, end);
+        }
+    }
+
+    /// msync(MS_SYNC) of a shared file VMA's part `[start, end)`: dirty pages written back.
+    pub(crate) fn writeback_range(&mut self, start: u64, end: u64) {
+        if let Some(p) = self.pages.as_ref() {
+            let _ = p.writeback(start, end);
+        }
+    }
+
+    /// `change_protection()`: rewrite the PTEs of `[start, end)` for `flags` (4 KiB leaves
+    /// are changed in place, so this allocates nothing and cannot fail).
     pub(crate) fn change_pte_protection(&mut self, start: u64, end: u64, flags: VmFlags) {
-        let _ = (start, end, flags);
+        if let Some(p) = self.pages.as_mut() {
+            let _ = p.protect(start, end, flags);
+        }
     }
 
     /// `move_page_tables()`: move the PTEs of `len` bytes from `old` to `new`. Guard markers
-    /// move with them (`move_ptes()` moves every non-none PTE).
-    pub(crate) fn move_page_tables(&mut self, old: u64, new: u64, len: u64) {
+    /// move with them (`move_ptes()` moves every non-none PTE). ENOMEM if a destination
+    /// table could not be allocated; nothing moved then.
+    pub(crate) fn move_page_tables(&mut self, old: u64, new: u64, len: u64) -> Result<(), Errno> {
+        if let Some(p) = self.pages.as_mut() {
+            p.move_range(old, new, len)?;
+        }
         self.guards.move_range(old, new, len);
+        Ok(())
+    }
+
+    /// Faults in `[from, to)` of `vma` (which must hold it) as GUP does: stops before the
+    /// first page that cannot be faulted (guard marker, shmem past the end) with EFAULT, and
+    /// at a fault error with GUP's errno (ENOMEM, EFAULT). A write populate of a private
+    /// mapping first assigns its anon_vma.
+    pub(crate) fn populate_vma(
+        &self,
+        vma: &Vma,
+        from: u64,
+        to: u64,
+        write: bool,
+    ) -> Result<(), Errno> {
+        let bad = self.first_unfaultable(vma, from, to);
+        let stop = bad.unwrap_or(to);
+        if write && !vma.flags.contains(VmFlags::SHARED) && stop > from {
+            self.anon_vma_prepare(vma.start);
+        }
+        if let Some(p) = self.pages.as_ref() {
+            if stop > from {
+                p.populate(vma, from, stop, write)?;
+            }
+        }
+        if bad.is_some() {
+            return Err(Errno::EFAULT);
+        }
+        Ok(())
     }
 
     /// `populate_vma_page_range()` over `[start, end)` as `mm_populate()` does it: write
     /// faults on private writable mappings (which assigns their anon_vma), read faults
-    /// elsewhere; VM_IO/VM_PFNMAP and lock-on-fault mappings are skipped. Errors are ignored,
-    /// as `mm_populate()` ignores them.
+    /// elsewhere; VM_IO/VM_PFNMAP, lock-on-fault and inaccessible mappings are skipped.
+    /// Errors are ignored, as `mm_populate()` ignores them.
     pub(crate) fn populate_range(&mut self, start: u64, end: u64) {
-        let mut targets = alloc::vec::Vec::new();
         for v in self.vmas.overlapping(start, end) {
-            if v.flags.intersects(VmFlags::IO | VmFlags::PFNMAP | VmFlags::LOCKONFAULT) {
+            if v.flags.intersects(VmFlags::IO | VmFlags::PFNMAP | VmFlags::LOCKONFAULT)
+                || v.flags.access().is_empty()
+            {
                 continue;
             }
-            // A first page that cannot be faulted (guard marker) faults nothing in.
-            let from = start.max(v.start);
-            if self.first_unfaultable(v, from, end) == Some(from) {
-                continue;
-            }
-            if v.flags & (VmFlags::WRITE | VmFlags::SHARED) == VmFlags::WRITE {
-                targets.push(v.start);
-            }
-        }
-        for s in targets {
-            self.anon_vma_prepare(s);
+            let write = v.flags & (VmFlags::WRITE | VmFlags::SHARED) == VmFlags::WRITE;
+            let _ = self.populate_vma(v, start.max(v.start), end.min(v.end), write);
         }
     }
 
@@ -993,7 +1054,7 @@ impl AddressSpace {
                         && !v.flags.intersects(VM_SPECIAL)
                         && is_mergeable_vma(p, v)
                         && p.pgoff.wrapping_add(p.pages()) == v.pgoff
-                        && is_mergeable_anon_vma(p.anon_vma, v.anon_vma);
+                        && is_mergeable_anon_vma(p.anon_vma(), v.anon_vma());
                     assert!(!mergeable, "mergeable neighbours left unmerged: {p:?} / {v:?}");
                 }
             }

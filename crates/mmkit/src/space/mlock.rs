@@ -239,15 +239,12 @@ impl AddressSpace {
             }
             // A guard marker or a shmem page past the object's end: the pages before it are
             // faulted in, then `__get_user_pages()` fails with EFAULT.
-            let bad = self.first_unfaultable(vma, from, nstart);
-            if flags & (VmFlags::WRITE | VmFlags::SHARED) == VmFlags::WRITE && bad != Some(from) {
-                self.anon_vma_prepare(vm_start);
-            }
-            if bad.is_some() {
+            let write = flags & (VmFlags::WRITE | VmFlags::SHARED) == VmFlags::WRITE;
+            if let Err(e) = self.populate_vma(vma, from, nstart, write) {
                 if ignore_errors {
                     continue;
                 }
-                return Err(Errno::EFAULT);
+                return Err(e);
             }
         }
         Ok(())

@@ -356,8 +356,15 @@ impl AddressSpace {
         if vm_flags.intersects(VM_SPECIAL) {
             vm_flags.remove(VM_LOCKED_MASK);
         }
-        let vma =
-            Vma { start: addr, end, flags: vm_flags, pgoff, backing, anon_vma: None, name: None };
+        let vma = Vma {
+            start: addr,
+            end,
+            flags: vm_flags,
+            pgoff,
+            backing,
+            anon_vma: Default::default(),
+            name: None,
+        };
         debug_assert!(is_page_aligned(addr));
         self.insert_vma_merged(vma)
     }

@@ -12,15 +12,23 @@
 //! anon_vma lock + `page_table_lock` while mmap_lock is only read-held), and a fault below a
 //! VM_GROWSDOWN VMA grows it (Linux 6.5+ upgrades to the write lock for that). Identities
 //! come from an atomic counter (`alloc_id(&self)`) so they can be allocated under a shared
-//! borrow. Until the fault handler lands, [`AddressSpace::write_fault`] models these effects
-//! with `&mut self`; the handler will need `Vma::anon_vma` behind a set-once cell to do the
-//! same under `&self`.
+//! borrow, and `Vma::anon_vma` is a set-once cell (`AnonVmaCell`), so
+//! [`AddressSpace::handle_fault`] does all of this under `&self`; stack growth returns
+//! `FaultError::NeedsWriteLock` and [`AddressSpace::expand_stack`] does it under `&mut self`.
+//! [`AddressSpace::write_fault`] is the VMA-only model of a write (used by replay and the
+//! conformance tests); it takes `&mut self` because it also grows the stack.
+//!
+//! # Page layer
+//! An optional `Box<dyn PageLayer>` (`pages.rs`, [`AddressSpace::with_pages`]) holds the
+//! page tables and frames; the page-level hooks of `merge.rs` dispatch to it, and without
+//! one they are no-ops (replay, VMA-only tests).
 //!
 //! # Layout of this module
 //! One file per syscall (`mmap.rs`, `munmap.rs`, `mprotect.rs`, `mremap.rs`, `brk.rs`,
 //! `madvise.rs`, `mlock.rs`, `msync.rs`); the merge and split rules, address selection and
 //! the limits in one place (`merge.rs`); the only functions that change the VMA set, and
-//! the counters they keep, in `accounting.rs`; `fork.rs` copies a space. Each `sys_*` entry point takes the raw `u64`
+//! the counters they keep, in `accounting.rs`; `fork.rs` copies a space; `pages.rs` holds the
+//! page layer, the fault entry point, stack growth, page-table fork and exit. Each `sys_*` entry point takes the raw `u64`
 //! arguments a kernel receives, validates them in Linux's order, and then calls typed
 //! internal operations.
 
@@ -36,6 +44,7 @@ mod mprotect;
 mod mremap;
 mod msync;
 mod munmap;
+mod pages;
 
 use alloc::sync::Arc;
 
@@ -126,6 +135,9 @@ pub struct AddressSpace {
     pub(crate) stats: SpaceStats,
     /// The pages holding guard markers (MADV_GUARD_INSTALL), see `guard.rs`.
     pub(crate) guards: guard::GuardSet,
+    /// The page half (page tables, frames, RSS), if any: without one (replay, VMA-only
+    /// tests) the page-level hooks of `merge.rs` are no-ops. See `pages.rs`.
+    pub(crate) pages: Option<alloc::boxed::Box<dyn crate::fault::PageLayer>>,
 }
 
 impl AddressSpace {
@@ -147,6 +159,7 @@ impl AddressSpace {
             next_id: core::sync::atomic::AtomicU64::new(1),
             stats: SpaceStats::default(),
             guards: guard::GuardSet::default(),
+            pages: None,
         }
     }
 
@@ -207,7 +220,7 @@ impl AddressSpace {
         }
         // Ids seeded from outside must not collide with ones allocated later.
         let mut top = 0;
-        if let Some(a) = vma.anon_vma {
+        if let Some(a) = vma.anon_vma() {
             top = a.id;
         }
         if let crate::vma::Backing::Shmem { id, .. } = vma.backing {

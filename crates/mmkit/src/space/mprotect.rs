@@ -23,7 +23,7 @@ impl Piece {
             end: v.end,
             flags: v.flags,
             anonymous: super::merge::vma_is_anonymous(v),
-            has_anon_vma: v.anon_vma.is_some(),
+            has_anon_vma: v.anon_vma().is_some(),
         }
     }
 }

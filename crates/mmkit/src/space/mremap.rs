@@ -447,7 +447,7 @@ impl AddressSpace {
         // copy_vma(): a never-faulted anonymous VMA takes the pgoff of its new address, so
         // that it can merge there like a fresh mapping would.
         // Linux's `vma_is_anonymous()` (private /dev/zero included).
-        let pgoff = if super::merge::vma_is_anonymous(&vma) && vma.anon_vma.is_none() {
+        let pgoff = if super::merge::vma_is_anonymous(&vma) && vma.anon_vma().is_none() {
             vrm.new_addr >> PAGE_SHIFT
         } else {
             vma.pgoff_at(vrm.addr)
@@ -455,7 +455,12 @@ impl AddressSpace {
         let copy =
             Vma { start: vrm.new_addr, end: vrm.new_addr + vrm.new_len, pgoff, ..vma.clone() };
         let new_start = self.insert_vma_merged(copy).map_err(|_| Errno::ENOMEM)?;
-        self.move_page_tables(vrm.addr, vrm.new_addr, vrm.old_len);
+        if self.move_page_tables(vrm.addr, vrm.new_addr, vrm.old_len).is_err() {
+            // move_vma(): when move_page_tables() fails, Linux moves back what it moved and
+            // unmaps the new VMA; ours moved nothing, so only the copy goes.
+            let _ = self.do_munmap(vrm.new_addr, vrm.new_addr + vrm.new_len);
+            return Err(Errno::ENOMEM);
+        }
 
         if vrm.flags & MREMAP_DONTUNMAP != 0 {
             self.dontunmap_complete(vrm, new_start);
@@ -486,7 +491,7 @@ impl AddressSpace {
         self.idx_update(src_start, |v| {
             v.flags -= VM_LOCKED_MASK;
             if unlink {
-                v.anon_vma = None;
+                v.set_anon_vma(None);
             }
         });
     }

@@ -65,6 +65,7 @@ impl AddressSpace {
             if flags & MS_INVALIDATE != 0 && vm_flags.contains(VmFlags::LOCKED) {
                 return Err(Errno::EBUSY);
             }
+            let from = start;
             start = vm_end;
             if flags & MS_SYNC != 0 && backing.has_file() && vm_flags.contains(VmFlags::SHARED) {
                 // vfs_fsync_range(): a device file has no ->fsync and fails with EINVAL;
@@ -72,6 +73,7 @@ impl AddressSpace {
                 if matches!(backing, Backing::Device { .. }) {
                     return Err(Errno::EINVAL);
                 }
+                self.writeback_range(from, vm_end.min(end));
                 if start >= end {
                     break;
                 }

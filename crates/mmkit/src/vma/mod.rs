@@ -5,6 +5,7 @@ pub mod index;
 use alloc::string::String;
 use alloc::sync::Arc;
 use bitflags::bitflags;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::addr::{PageRange, PAGE_SHIFT};
 
@@ -187,6 +188,94 @@ pub struct AnonVma {
     pub chain_inherited: bool,
 }
 
+impl AnonVma {
+    const INHERITED: u64 = 1 << 63;
+
+    fn encode(a: Option<AnonVma>) -> u64 {
+        match a {
+            None => 0,
+            Some(a) => {
+                debug_assert!(a.id != 0 && a.id < Self::INHERITED, "anon_vma id out of range");
+                a.id | if a.chain_inherited { Self::INHERITED } else { 0 }
+            }
+        }
+    }
+
+    fn decode(v: u64) -> Option<AnonVma> {
+        (v != 0).then_some(AnonVma {
+            id: v & !Self::INHERITED,
+            chain_inherited: v & Self::INHERITED != 0,
+        })
+    }
+}
+
+/// `vma->anon_vma`: none, or an [`AnonVma`] (id in the low 63 bits, never 0, and the
+/// inherited bit on top), in one atomic word. Set once under a shared borrow by
+/// [`AnonVmaCell::init`] (a compare-exchange from none, as `anon_vma_prepare()` sets it under
+/// `page_table_lock`), or freely under an exclusive borrow. Clone copies the current value;
+/// equality and `Debug` use the loaded value.
+#[derive(Default)]
+pub struct AnonVmaCell(AtomicU64);
+
+impl AnonVmaCell {
+    /// A cell holding `a`.
+    pub fn new(a: Option<AnonVma>) -> Self {
+        AnonVmaCell(AtomicU64::new(AnonVma::encode(a)))
+    }
+
+    /// The current value.
+    #[inline]
+    pub fn get(&self) -> Option<AnonVma> {
+        AnonVma::decode(self.0.load(Ordering::Acquire))
+    }
+
+    /// Replaces the value (exclusive borrow: mmap_lock held for write).
+    #[inline]
+    pub fn set(&mut self, a: Option<AnonVma>) {
+        *self.0.get_mut() = AnonVma::encode(a);
+    }
+
+    /// Sets `a` if the cell is empty and returns the value now held: `a`, or the one another
+    /// CPU installed first.
+    pub fn init(&self, a: AnonVma) -> AnonVma {
+        match self.0.compare_exchange(
+            0,
+            AnonVma::encode(Some(a)),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => a,
+            Err(cur) => AnonVma::decode(cur).unwrap_or(a),
+        }
+    }
+}
+
+impl Clone for AnonVmaCell {
+    fn clone(&self) -> Self {
+        AnonVmaCell(AtomicU64::new(self.0.load(Ordering::Acquire)))
+    }
+}
+
+impl PartialEq for AnonVmaCell {
+    fn eq(&self, o: &Self) -> bool {
+        self.get() == o.get()
+    }
+}
+
+impl Eq for AnonVmaCell {}
+
+impl core::fmt::Debug for AnonVmaCell {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl From<Option<AnonVma>> for AnonVmaCell {
+    fn from(a: Option<AnonVma>) -> Self {
+        AnonVmaCell::new(a)
+    }
+}
+
 /// A virtual memory area.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vma {
@@ -201,14 +290,35 @@ pub struct Vma {
     pub pgoff: u64,
     /// The backing object.
     pub backing: Backing,
-    /// The anon_vma, once one was assigned.
-    pub anon_vma: Option<AnonVma>,
+    /// The anon_vma, once one was assigned: a set-once cell, so that a fault under a shared
+    /// borrow can assign it (`anon_vma_prepare()` runs with mmap_lock only read-held). Read
+    /// it with [`Vma::anon_vma`], set it with [`Vma::set_anon_vma`] / [`Vma::init_anon_vma`].
+    pub anon_vma: AnonVmaCell,
     /// Name of a special mapping (`[vdso]`, `[vvar]`, ...), or an anon name set by prctl.
     /// `[heap]` and `[stack]` are not stored: procfs derives them as Linux does.
     pub name: Option<Arc<str>>,
 }
 
 impl Vma {
+    /// The anon_vma, if one was assigned.
+    #[inline]
+    pub fn anon_vma(&self) -> Option<AnonVma> {
+        self.anon_vma.get()
+    }
+
+    /// Sets (or clears) the anon_vma (exclusive borrow).
+    #[inline]
+    pub fn set_anon_vma(&mut self, a: Option<AnonVma>) {
+        self.anon_vma.set(a);
+    }
+
+    /// Assigns `a` unless the VMA already has an anon_vma; returns the one it now has
+    /// (`anon_vma_prepare()` under a shared borrow: the first CPU wins).
+    #[inline]
+    pub fn init_anon_vma(&self, a: AnonVma) -> AnonVma {
+        self.anon_vma.init(a)
+    }
+
     /// The VMA's range.
     #[inline]
     pub fn range(&self) -> PageRange {

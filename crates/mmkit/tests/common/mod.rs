@@ -216,7 +216,7 @@ pub fn device_vma(start: u64, pages: u64) -> mmkit::Vma {
         flags: f,
         pgoff: 0,
         backing: mmkit::Backing::Device { phys_base: 0xfe00_0000 },
-        anon_vma: None,
+        anon_vma: Default::default(),
         name: None,
     }
 }

@@ -289,7 +289,7 @@ pub fn anon(start: u64, pages: u64, flags: VmFlags) -> Vma {
         flags,
         pgoff: start / P,
         backing: Backing::Anonymous,
-        anon_vma: Some(mmkit::vma::AnonVma { id: 1, chain_inherited: false }),
+        anon_vma: Some(mmkit::vma::AnonVma { id: 1, chain_inherited: false }).into(),
         name: None,
     }
 }
@@ -307,7 +307,7 @@ pub fn file(start: u64, pages: u64, flags: VmFlags, id: u64, pgoff: u64) -> Vma 
             inode: id,
             path: format!("/f{id}"),
         })),
-        anon_vma: Some(mmkit::vma::AnonVma { id: 2, chain_inherited: false }),
+        anon_vma: Some(mmkit::vma::AnonVma { id: 2, chain_inherited: false }).into(),
         name: None,
     }
 }
@@ -319,7 +319,7 @@ pub fn shmem(start: u64, pages: u64, flags: VmFlags, id: u64) -> Vma {
         flags: flags | SHARED,
         pgoff: 0,
         backing: Backing::Shmem { id, size_pages: pages },
-        anon_vma: None,
+        anon_vma: Default::default(),
         name: None,
     }
 }

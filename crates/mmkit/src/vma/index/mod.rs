@@ -141,7 +141,7 @@ fn vacant() -> Vma {
         flags: VmFlags::empty(),
         pgoff: 0,
         backing: super::Backing::Anonymous,
-        anon_vma: None,
+        anon_vma: Default::default(),
         name: None,
     }
 }

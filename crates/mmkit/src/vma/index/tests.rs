@@ -15,7 +15,7 @@ fn vma(start: u64, end: u64) -> Vma {
         flags: VmFlags::READ,
         pgoff: start / PG,
         backing: Backing::Anonymous,
-        anon_vma: None,
+        anon_vma: Default::default(),
         name: None,
     }
 }
