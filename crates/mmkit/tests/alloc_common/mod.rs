@@ -13,6 +13,11 @@ pub struct HostMem {
     pub pa0: u64,
 }
 
+// SAFETY: the buffer is plain memory owned by this struct; access goes through `Host`.
+unsafe impl Send for HostMem {}
+// SAFETY: as above.
+unsafe impl Sync for HostMem {}
+
 impl HostMem {
     pub fn new(pa0: u64, len: usize) -> Self {
         let layout = Layout::from_size_align(len, 1 << 22).unwrap();

@@ -3,84 +3,25 @@
 //! calls the fault handler as hardware + the trap path would.
 #![allow(dead_code)]
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mmkit::addr::{Pfn, PhysAddr, VirtAddr};
 use mmkit::fault::{Access, FaultError, FaultOutcome, FileError, FileId, FilePages, Host, Pages};
 use mmkit::frame::{FrameAllocator, FrameConfig, Gfp, GfpFlags, MemKind, MemRegion};
 use mmkit::paging::{PteFlags, X86_64};
-use mmkit::platform::{Asid, CpuId, CpuMask, PhysAccess, TlbFlush};
+use mmkit::platform::{Asid, CpuMask, PhysAccess, TlbFlush};
 use mmkit::vma::{Backing, FileObject, VmFlags, Vma};
 
 pub const P: u64 = 4096;
 
-/// Host memory standing in for physical memory `[pa0, pa0 + len)`.
-pub struct HostMem {
-    ptr: *mut u8,
-    len: usize,
-    pa0: u64,
-}
+#[path = "../alloc_common/mod.rs"]
+mod alloc_common;
 
-// SAFETY: the buffer is plain memory owned by this struct; access goes through `Phys`.
-unsafe impl Send for HostMem {}
-// SAFETY: as above.
-unsafe impl Sync for HostMem {}
-
-impl HostMem {
-    pub fn new(pa0: u64, len: usize) -> Self {
-        let layout = Layout::from_size_align(len, 1 << 22).unwrap();
-        // SAFETY: non-zero size.
-        let ptr = unsafe { alloc_zeroed(layout) };
-        assert!(!ptr.is_null());
-        Self { ptr, len, pa0 }
-    }
-    pub fn access(&self) -> Phys {
-        Phys { base: self.ptr as usize, pa0: self.pa0, len: self.len as u64 }
-    }
-}
-
-impl Drop for HostMem {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { dealloc(self.ptr, Layout::from_size_align(self.len, 1 << 22).unwrap()) };
-    }
-}
-
-#[derive(Clone, Copy)]
-pub struct Phys {
-    base: usize,
-    pa0: u64,
-    len: u64,
-}
-
-impl PhysAccess for Phys {
-    fn phys_to_ptr(&self, pa: PhysAddr) -> *mut u8 {
-        let off = pa.0.wrapping_sub(self.pa0);
-        assert!(off < self.len, "access outside host memory: {pa:?}");
-        (self.base + off as usize) as *mut u8
-    }
-}
-
-thread_local! {
-    pub static THREAD_CPU: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
-}
-
-pub struct Cpus {
-    pub cur: AtomicUsize,
-    n: usize,
-}
-
-impl CpuId for Cpus {
-    fn current_cpu(&self) -> usize {
-        THREAD_CPU.with(|c| c.get()).unwrap_or_else(|| self.cur.load(Ordering::Relaxed))
-    }
-    fn cpu_count(&self) -> usize {
-        self.n
-    }
-}
+#[allow(unused_imports)]
+pub use alloc_common::{Cpus, HostMem, THREAD_CPU};
+/// Physical-memory access over a [`HostMem`].
+pub type Phys = alloc_common::Host;
 
 pub type Fa = FrameAllocator<Phys, Cpus>;
 
@@ -142,13 +83,7 @@ impl TestHost {
             min_free_kbytes: Some(0),
             watermark_scale_factor: 0,
         };
-        let fa = FrameAllocator::new(
-            &map,
-            cfg,
-            mem.access(),
-            Cpus { cur: AtomicUsize::new(0), n: cpus },
-        )
-        .unwrap();
+        let fa = FrameAllocator::new(&map, cfg, mem.access(), Cpus::new(cpus)).unwrap();
         let zero = fa.alloc(Gfp::KERNEL.with(GfpFlags::ZERO), 0).unwrap();
         let h = TestHost {
             fa,
