@@ -408,7 +408,8 @@ fn benches(c: &mut Criterion) {
 
 /// Instruction-count mode for `valgrind --tool=callgrind` (counts do not depend on machine
 /// load, unlike criterion's times): `VMA_INDEX_PROFILE=OP,N,ITERS` builds the layout of `N`
-/// VMAs and runs `ITERS` iterations of `OP` (`find`, `map_unmap`, `mprotect`, `gap`) without
+/// VMAs and runs `ITERS` iterations of `OP` (`find`, `map_unmap`, `mprotect`, `gap`; through
+/// `AddressSpace`'s syscalls: `sys_mmap_munmap`, `sys_mprotect`) without
 /// criterion. Per-op cost = the count inside
 /// `run_ops` divided by ITERS (see docs/benchmarks.md for the command).
 fn profile(spec: &str) {
@@ -416,6 +417,16 @@ fn profile(spec: &str) {
     let op = it.next().unwrap_or("find");
     let n: usize = it.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let iters: usize = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    if let Some(sys) = op.strip_prefix("sys_") {
+        let cfg = MmConfig { max_map_count: usize::MAX / 2, ..MmConfig::default() };
+        let mut space = AddressSpace::new(cfg);
+        for v in layout(n) {
+            space.insert_vma_unmerged(v).unwrap();
+        }
+        let acc = run_ops_syscalls(&mut space, sys, n, iters);
+        println!("{op} n={n} iters={iters} acc={}", black_box(acc));
+        return;
+    }
     let mut ix = VmaIndex::new(GUARD);
     for v in layout(n) {
         ix.insert(v).unwrap();
@@ -460,6 +471,30 @@ fn run_ops(ix: &mut VmaIndex, op: &str, n: usize, iters: usize) -> u64 {
                 ix.set_range(s, s, s + 3 * PG).unwrap();
             }
             _ => panic!("unknown op {op}"),
+        }
+    }
+    acc
+}
+
+/// [`run_ops`] for the `syscalls` group (`sys_mmap_munmap`, `sys_mprotect`), on an
+/// `AddressSpace` holding the same layout (`--toggle-collect='vma_index::run_ops*'` counts it).
+#[inline(never)]
+fn run_ops_syscalls(space: &mut AddressSpace, op: &str, n: usize, iters: usize) -> u64 {
+    let s = base(n) + ((n as u64 / 2) & !1) * 4 * PG;
+    let mut acc = 0u64;
+    for _ in 0..iters {
+        match op {
+            "mmap_munmap" => {
+                let a = space
+                    .sys_mmap(&NoFiles, 0, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, u64::MAX, 0)
+                    .unwrap();
+                acc += space.sys_munmap(a, PG).unwrap() + a;
+            }
+            "mprotect" => {
+                acc += space.sys_mprotect(s + PG, PG, PROT_NONE).unwrap();
+                acc += space.sys_mprotect(s + PG, PG, PROT_READ).unwrap();
+            }
+            _ => panic!("unknown op sys_{op}"),
         }
     }
     acc

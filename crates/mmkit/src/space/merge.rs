@@ -257,7 +257,8 @@ impl AddressSpace {
     /// The merge half of `vma_merge_new_range()`: `Ok(None)` if `cand` merges with neither
     /// neighbour (nothing changed then), EEXIST if its range is not free.
     fn merge_new_range(&mut self, cand: &Vma, just_expand: bool) -> Result<Option<u64>, Errno> {
-        let next = self.vmas.find_next(cand.start);
+        // One descent: with the range free, the VMA before `find_next` is `find_prev`.
+        let (prev, next, _) = self.vmas.around(cand.start);
         if next.is_some_and(|n| n.start < cand.end) {
             return Err(Errno::EEXIST);
         }
@@ -265,7 +266,7 @@ impl AddressSpace {
             return Ok(None);
         }
         let next = next.filter(|n| n.start == cand.end);
-        let prev = self.vmas.find_prev(cand.start).filter(|p| p.end == cand.start);
+        let prev = prev.filter(|p| p.end == cand.start);
         let left = prev.is_some_and(|p| can_merge_after(p, cand));
         let right = !just_expand
             && next.is_some_and(|n| {
@@ -341,10 +342,23 @@ impl AddressSpace {
         end: u64,
         change: &mut dyn FnMut(&mut Vma),
     ) -> Result<(u64, u64), Errno> {
-        let (middle, mut cand) = match self.vmas.find(vma_start) {
-            Some(v) if v.start == vma_start => (Nb::of(v), v.clone()),
+        let cand = match self.vmas.find(vma_start) {
+            Some(v) if v.start == vma_start => v.clone(),
             _ => return Err(Errno::EINVAL),
         };
+        self.vma_modify_range_of(cand, start, end, change)
+    }
+
+    /// [`AddressSpace::vma_modify_range`] for a caller that already holds a copy of the VMA
+    /// (`cand`, exactly as it is in the index): saves the lookup.
+    pub(crate) fn vma_modify_range_of(
+        &mut self,
+        mut cand: Vma,
+        start: u64,
+        end: u64,
+        change: &mut dyn FnMut(&mut Vma),
+    ) -> Result<(u64, u64), Errno> {
+        let middle = Nb::of(&cand);
         let inside = middle.start <= start && start < end && end <= middle.end;
         if !inside || !is_page_aligned(start) || !is_page_aligned(end) {
             return Err(Errno::EINVAL);
@@ -393,16 +407,10 @@ impl AddressSpace {
         if cand.flags.intersects(VM_SPECIAL) || (!left_side && !right_side) {
             return None;
         }
-        let prev = if left_side {
-            self.vmas.prev_of(middle.start).filter(|p| p.end == cand.start)
-        } else {
-            None
-        };
-        let next = if right_side {
-            self.vmas.next_of(middle.start).filter(|n| n.start == cand.end)
-        } else {
-            None
-        };
+        // One descent: `middle` is the first VMA ending above its start.
+        let (prev, _, next) = self.vmas.around(middle.start);
+        let prev = prev.filter(|p| left_side && p.end == cand.start);
+        let next = next.filter(|n| right_side && n.start == cand.end);
         let merge_left = prev.is_some_and(|p| can_merge_after(p, cand));
         let merge_right = next.is_some_and(|n| {
             can_merge_before(n, cand) && (!merge_left || prev.is_some_and(|p| both_anon_ok(p, n)))
@@ -475,8 +483,8 @@ impl AddressSpace {
         if start >= end {
             return Ok(());
         }
-        if self.munmap_split(start, end)? {
-            self.munmap_complete(start, end);
+        if let Some(first) = self.munmap_split(start, end)? {
+            self.munmap_complete_from(start, end, Some(first));
         }
         Ok(())
     }
@@ -485,7 +493,7 @@ impl AddressSpace {
     /// crosses `start` or `end`. Returns the pages and VM_ACCOUNT pages inside
     /// (`nr_pages`, `nr_accounted`).
     pub(crate) fn munmap_prepare(&mut self, start: u64, end: u64) -> Result<(u64, u64), Errno> {
-        if !self.munmap_split(start, end)? {
+        if self.munmap_split(start, end)?.is_none() {
             return Ok((0, 0));
         }
         let (mut pages, mut accounted) = (0, 0);
@@ -499,11 +507,11 @@ impl AddressSpace {
     }
 
     /// Splits the VMAs crossing `start` and `end` (ENOMEM when one VMA would be cut at both
-    /// ends at `map_count >= max_map_count`, before anything changes). Returns whether any
-    /// VMA lies inside.
-    fn munmap_split(&mut self, start: u64, end: u64) -> Result<bool, Errno> {
+    /// ends at `map_count >= max_map_count`, before anything changes). Returns the range of
+    /// the first VMA inside afterwards, `None` if no VMA lies inside.
+    fn munmap_split(&mut self, start: u64, end: u64) -> Result<Option<(u64, u64)>, Errno> {
         let Some(first) = self.vmas.find_next(start).filter(|v| v.start < end).map(Nb::of) else {
-            return Ok(false);
+            return Ok(None);
         };
         if first.start < start {
             if end < first.end && self.vmas.len() >= self.cfg.max_map_count {
@@ -522,20 +530,29 @@ impl AddressSpace {
             }
         }
         self.after_change();
-        Ok(true)
+        Ok(Some((start.max(first.start), end.min(first.end))))
     }
 
     /// `vms_complete_munmap_vmas()`: removes every VMA inside `[start, end)` (which
     /// [`AddressSpace::munmap_prepare`] made split-free) and zaps their pages.
     pub(crate) fn munmap_complete(&mut self, start: u64, end: u64) {
+        self.munmap_complete_from(start, end, None);
+    }
+
+    /// [`AddressSpace::munmap_complete`], given the range of the first VMA inside when the
+    /// caller already knows it (saves its lookup).
+    fn munmap_complete_from(&mut self, start: u64, end: u64, mut first: Option<(u64, u64)>) {
+        debug_assert!(first.is_none_or(|(s, e)| {
+            self.vmas.find_next(start).is_some_and(|v| v.start == s && v.end == e)
+        }));
         // The guard markers go with the page tables (`free_pgtables()`).
         self.guards.remove(start, end);
         let mut zapped = false;
         let mut from = start;
         while from < end {
-            let Some((s, e)) =
+            let Some((s, e)) = first.take().or_else(|| {
                 self.vmas.find_next(from).filter(|v| v.start < end).map(|v| (v.start, v.end))
-            else {
+            }) else {
                 break;
             };
             if !zapped {

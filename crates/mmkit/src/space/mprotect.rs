@@ -7,23 +7,26 @@ use crate::errno::Errno;
 use crate::vma::{VmFlags, Vma};
 
 /// What `do_mprotect_pkey()` needs of a VMA, copied out of the index.
-#[derive(Clone, Copy)]
 struct Piece {
     start: u64,
     end: u64,
     flags: VmFlags,
     anonymous: bool,
     has_anon_vma: bool,
+    /// A copy of the VMA when its access bits differ from `newprot` (so `mprotect_fixup()`
+    /// will change it and need the copy; taken here to save a second lookup).
+    copy: Option<Vma>,
 }
 
 impl Piece {
-    fn of(v: &Vma) -> Piece {
+    fn of(v: &Vma, newprot: VmFlags) -> Piece {
         Piece {
             start: v.start,
             end: v.end,
             flags: v.flags,
             anonymous: super::merge::vma_is_anonymous(v),
             has_anon_vma: v.anon_vma().is_some(),
+            copy: (v.flags & VM_ACCESS != newprot).then(|| v.clone()),
         }
     }
 }
@@ -67,7 +70,9 @@ impl AddressSpace {
         if prot & !PROT_VALID != 0 {
             return Err(Errno::EINVAL);
         }
-        let Some(first) = self.vmas.find_next(start).filter(|v| v.start < end).map(Piece::of)
+        let newprot = VmFlags::from_bits_truncate(prot & 0x7);
+        let Some(first) =
+            self.vmas.find_next(start).filter(|v| v.start < end).map(|v| Piece::of(v, newprot))
         else {
             return Err(Errno::ENOMEM);
         };
@@ -86,12 +91,11 @@ impl AddressSpace {
                 return Err(Errno::EINVAL);
             }
         }
-        let newprot = VmFlags::from_bits_truncate(prot & 0x7);
         let mut nstart = start;
         let mut tmp = first.start;
         let mut cur = Some(first);
         let mut result = Ok(0);
-        while let Some(vma) = cur {
+        while let Some(mut vma) = cur {
             if vma.start >= end {
                 break;
             }
@@ -107,7 +111,7 @@ impl AddressSpace {
                 break;
             }
             tmp = vma.end.min(end);
-            match self.mprotect_fixup(&vma, nstart, tmp, newflags) {
+            match self.mprotect_fixup(&mut vma, nstart, tmp, newflags) {
                 Ok(holder_end) => {
                     tmp = holder_end;
                     nstart = tmp;
@@ -120,7 +124,7 @@ impl AddressSpace {
             if tmp >= end {
                 break;
             }
-            cur = self.vmas.find_next(tmp).map(Piece::of);
+            cur = self.vmas.find_next(tmp).map(|v| Piece::of(v, newprot));
         }
         if result.is_ok() && tmp < end {
             result = Err(Errno::ENOMEM);
@@ -136,7 +140,7 @@ impl AddressSpace {
     /// that now holds `start` (`vma_iter_end()`).
     fn mprotect_fixup(
         &mut self,
-        vma: &Piece,
+        vma: &mut Piece,
         start: u64,
         end: u64,
         mut newflags: VmFlags,
@@ -165,8 +169,11 @@ impl AddressSpace {
         } else if oldflags.contains(VmFlags::ACCOUNT) && vma.anonymous && !vma.has_anon_vma {
             newflags.remove(VmFlags::ACCOUNT);
         }
-        let (_, holder_end) =
-            self.vma_modify_range(vma.start, start, end, &mut |v| v.flags = newflags)?;
+        let set = &mut |v: &mut Vma| v.flags = newflags;
+        let (_, holder_end) = match vma.copy.take() {
+            Some(copy) => self.vma_modify_range_of(copy, start, end, set)?,
+            None => self.vma_modify_range(vma.start, start, end, set)?,
+        };
         self.change_pte_protection(start, end, newflags);
         // A private locked VMA becoming writable is populated with write faults.
         if oldflags & (VmFlags::WRITE | VmFlags::SHARED | VmFlags::LOCKED) == VmFlags::LOCKED

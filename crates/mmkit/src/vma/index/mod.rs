@@ -338,6 +338,21 @@ impl VmaIndex {
         Some(self.at(p))
     }
 
+    /// [`VmaIndex::find_next`] of `addr` with its neighbours, in one descent: (the VMA before
+    /// it — the last one ending at or below `addr` —, the first VMA ending above `addr`, the
+    /// VMA after that). For `addr` in a free range, the first is `find_prev(addr)`; for the
+    /// start of a VMA, the three are `prev_of`, the VMA itself and `next_of`.
+    pub fn around(&self, addr: u64) -> (Option<&Vma>, Option<&Vma>, Option<&Vma>) {
+        match self.first_end_above(addr) {
+            Some(p) => (
+                self.prev_pos(p).map(|q| self.at(q)),
+                Some(self.at(p)),
+                self.next_pos(p).map(|q| self.at(q)),
+            ),
+            None => (self.last_pos().map(|q| self.at(q)), None, None),
+        }
+    }
+
     /// The VMAs overlapping `[start, end)`, in address order: one descent for the first, then
     /// O(1) per step along the leaf chain.
     pub fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = &Vma> + '_ {
