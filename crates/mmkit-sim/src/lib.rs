@@ -38,12 +38,16 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod kernel;
 pub mod machine;
 pub mod mmu;
 pub mod phys;
 pub mod stopgap;
 pub mod tlb;
 
+pub use kernel::{
+    BootError, KernelRef, MemFiles, SimCpus, SimFrames, SimKernel, SimPhys, SpaceHandler,
+};
 pub use machine::{
     AccessError, AsContext, CpuRef, CpuStats, FaultHandler, FnHandler, Machine, MachineConfig,
     MachineError, NoHandler, Unhandled, MAX_FAULT_RETRIES,

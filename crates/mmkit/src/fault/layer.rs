@@ -60,6 +60,8 @@ pub trait PageLayer: fmt::Debug + Send + Sync {
     /// What the MMU would find for `va`: the physical address and the leaf's flags
     /// (`None` if nothing is mapped).
     fn translate(&self, va: u64) -> Option<(PhysAddr, PteFlags)>;
+    /// Physical address of the root table (what the MMU loads into CR3 / `satp` / `TTBR0`).
+    fn root(&self) -> PhysAddr;
     /// This layer as `Any` (for [`PageLayer::fork_into`] to find the concrete child type).
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
@@ -131,6 +133,9 @@ where
     }
     fn translate(&self, va: u64) -> Option<(PhysAddr, PteFlags)> {
         self.table.query(VirtAddr(va)).ok().map(|t| (t.pa, t.leaf.attrs.flags))
+    }
+    fn root(&self) -> PhysAddr {
+        self.table.root()
     }
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
