@@ -32,7 +32,7 @@ use mmkit::paging::X86_64;
 use mmkit::platform::{Asid, CpuId, PhysAccess};
 use mmkit::{AddressSpace, MmConfig, PhysAddr, PAGE_SIZE};
 
-use crate::machine::{AsContext, CpuRef, FaultHandler, Machine};
+use crate::machine::{AccessError, AsContext, CpuRef, FaultHandler, Machine};
 use crate::mmu::{AccessKind, ArchKind, Fault};
 use crate::phys::PhysMemory;
 
@@ -225,6 +225,42 @@ impl SimKernel {
         self.frames.cpu().cur.store(id, Ordering::Relaxed);
         self.machine.cpu(id).expect("no such CPU").with_handler(SpaceHandler { space })
     }
+
+    /// Runs `op` (one or more accesses) on CPU `cpu` switched to `space`, with Linux 6.5+'s
+    /// stack-growth retry: when the fault handler (mmap_lock read-held, a shared borrow)
+    /// reports [`FaultError::NeedsWriteLock`], the shared borrow is dropped, the "write
+    /// lock" is taken (`&mut AddressSpace`), [`AddressSpace::expand_stack`] grows the
+    /// VM_GROWSDOWN VMA down to the faulting address, and `op` runs again from the start
+    /// (so `op` should be idempotent, as a restarted instruction is). If the stack cannot
+    /// grow, the access ends with expand_stack's error (SEGV_MAPERR) and the original fault.
+    ///
+    /// # Panics
+    /// As [`SimKernel::cpu`].
+    pub fn access<T>(
+        &self,
+        space: &mut AddressSpace,
+        cpu: usize,
+        mut op: impl FnMut(
+            &mut CpuRef<'_, SpaceHandler<'_>>,
+            &AsContext,
+        ) -> Result<T, AccessError<FaultError>>,
+    ) -> Result<T, AccessError<FaultError>> {
+        loop {
+            let r = {
+                let ctx = Self::context(space);
+                let mut c = self.cpu(cpu, space);
+                op(&mut c, &ctx)
+            };
+            match r {
+                Err(AccessError::Handler { error: FaultError::NeedsWriteLock, fault }) => {
+                    space
+                        .expand_stack(fault.va.0)
+                        .map_err(|error| AccessError::Handler { error, fault })?;
+                }
+                r => return r,
+            }
+        }
+    }
 }
 
 impl MemFiles {
@@ -306,7 +342,8 @@ impl FilePages for KernelRef {
 /// Plugs [`AddressSpace::handle_fault`] into a CPU: every MMU fault becomes a call of the
 /// core's handler under a shared borrow (mmap_lock held for read). Its error is the signal
 /// (or OOM) the access ends with; [`FaultError::NeedsWriteLock`] (stack growth) is reported
-/// as is in this slice.
+/// as is: run the access through [`SimKernel::access`] to have the stack grown and the
+/// access retried.
 #[derive(Clone, Copy, Debug)]
 pub struct SpaceHandler<'a> {
     /// The space the CPU runs.

@@ -14,6 +14,8 @@ const PROT_READ: u64 = 1;
 const PROT_WRITE: u64 = 2;
 const MAP_PRIVATE: u64 = 0x02;
 const MAP_ANONYMOUS: u64 = 0x20;
+const MAP_FIXED: u64 = 0x10;
+const MAP_GROWSDOWN: u64 = 0x0100;
 
 fn kernel(mib: u64) -> Arc<SimKernel> {
     let m =
@@ -196,5 +198,72 @@ fn a_secret_never_reaches_the_next_process() {
         assert!(buf[1..].iter().all(|&x| x == 0), "page {i} of B holds old data");
     }
     b.exit();
+    assert_eq!(k.free_frames(), boot);
+}
+
+/// `SimKernel::access` with a u64 store (the stack-growth retry loop).
+fn push(
+    k: &SimKernel,
+    cpu: usize,
+    s: &mut AddressSpace,
+    va: u64,
+    v: u64,
+) -> Result<(), FaultError> {
+    k.access(s, cpu, |c, ctx| c.store_u64(ctx, VirtAddr(va), v)).map_err(signal)
+}
+
+#[test]
+fn growsdown_mapping_grows_on_a_store_below_it() {
+    let k = kernel(16);
+    let boot = k.free_frames();
+    let mut s = k.new_space().unwrap();
+    let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN;
+    let top = s.sys_mmap(&NoFiles, 0, P, PROT_READ | PROT_WRITE, flags, u64::MAX, 0).unwrap();
+    // Under the read lock alone the fault below the stack asks for the write lock.
+    assert_eq!(store(&k, 0, &s, top - 8, 1), Err(FaultError::NeedsWriteLock));
+    assert_eq!(s.vmas().find(top - 8).map(|v| v.start), None);
+    // Through the retry loop the stack grows and the store lands.
+    push(&k, 0, &mut s, top - 8, 0x5ac).unwrap();
+    assert_eq!(s.vmas().find(top - 8).map(|v| v.start), Some(top - P));
+    push(&k, 1, &mut s, top - 3 * P + 16, 0x5ad).unwrap();
+    assert_eq!(s.vmas().find(top - 3 * P).map(|v| (v.start, v.end)), Some((top - 3 * P, top + P)));
+    assert_eq!(load(&k, 1, &s, top - 8), Ok(0x5ac));
+    assert_eq!(load(&k, 0, &s, top - 3 * P + 16), Ok(0x5ad));
+    assert_eq!(load(&k, 0, &s, top - 2 * P), Ok(0), "the page in between reads as zeros");
+    // Accesses inside the stack go straight through (no growth, no retry needed).
+    assert_eq!(store(&k, 0, &s, top + 8, 3), Ok(()));
+    s.exit();
+    assert_eq!(k.free_frames(), boot);
+}
+
+#[test]
+fn stack_growth_into_the_guard_gap_is_segv_maperr() {
+    // LTP mmap18 / cases.md M5: the stack may not grow within stack_guard_gap (256 pages)
+    // of the accessible mapping below it.
+    let k = kernel(16);
+    let boot = k.free_frames();
+    let mut s = k.new_space().unwrap();
+    let rw = PROT_READ | PROT_WRITE;
+    let low = 0x1000_0000;
+    let fixed = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+    assert_eq!(s.sys_mmap(&NoFiles, low, P, rw, fixed, u64::MAX, 0), Ok(low));
+    let gap = 256 * P;
+    let top = low + P + gap + 4 * P;
+    assert_eq!(s.sys_mmap(&NoFiles, top, P, rw, fixed | MAP_GROWSDOWN, u64::MAX, 0), Ok(top));
+    store(&k, 0, &s, low, 1).unwrap();
+    // Growing down to exactly the gap's top is allowed...
+    push(&k, 0, &mut s, low + P + gap, 2).unwrap();
+    assert_eq!(s.vmas().find(low + P + gap).map(|v| v.start), Some(low + P + gap));
+    // ...one page further lands inside the gap: SEGV_MAPERR, and the stack stays put.
+    for cpu in 0..2 {
+        for va in [low + P + gap - 8, low + P + 16, low + 2 * P] {
+            assert_eq!(push(&k, cpu, &mut s, va, 3), Err(FaultError::SegvMapErr), "{va:#x}");
+            assert_eq!(load(&k, cpu, &s, va), Err(FaultError::NeedsWriteLock));
+        }
+    }
+    assert_eq!(s.vmas().find(low + P + gap).map(|v| v.start), Some(low + P + gap));
+    assert_eq!(load(&k, 1, &s, low + P + gap), Ok(2));
+    assert_eq!(load(&k, 1, &s, low), Ok(1));
+    s.exit();
     assert_eq!(k.free_frames(), boot);
 }
