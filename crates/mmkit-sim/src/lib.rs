@@ -42,6 +42,7 @@ pub mod kernel;
 pub mod machine;
 pub mod mmu;
 pub mod phys;
+pub mod process;
 pub mod stopgap;
 pub mod tlb;
 
@@ -56,5 +57,6 @@ pub use mmu::{
     translate, AccessKind, ArchKind, Fault, FaultKind, MmuConfig, Perm, Privilege, Walk,
 };
 pub use phys::{OutOfBounds, PhysMemory};
+pub use process::{read_space, write_space, Pid, ProcInfo, ProcState, ProcessTable, SharedSpace};
 pub use stopgap::StopgapFrames;
 pub use tlb::{Tlb, TlbEntry};
